@@ -1,0 +1,252 @@
+//! `Future<T>`: a result that someone will set later (asyncio's `Future`).
+//!
+//! asyncio counterpart: `futures.py`. Layer 3: bound to a loop; built on the ready queue.
+//!
+//! Not to be confused with the trait `std::future::Future`, which is Rust's await protocol:
+//! corio's `Future<T>` is a *value* with a state (pending, done, failed or cancelled) that
+//! implements that trait, so async code can `.await` it. Its rules are asyncio's:
+//!
+//! - it is set once: a second `set_result` is an [`InvalidStateError`];
+//! - done callbacks and awaiting tasks are resumed **through the loop's ready queue**, in the
+//!   order they registered, never from inside `set_result` (the book's `CustomFuture` calls its
+//!   callback inline; asyncio and corio do not);
+//! - cancelling a task that awaits the future cancels the future.
+
+use std::cell::{Cell, RefCell};
+use std::error::Error as StdError;
+use std::fmt;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use crate::base_events::{Core, expect_current};
+use crate::events::OnceHandle;
+use crate::exceptions::{Cancelled, FutureError, InvalidStateError};
+use crate::tasks::raw;
+
+enum State<T> {
+    Pending,
+    Done(T),
+    Failed(Rc<dyn StdError + 'static>),
+    Cancelled(Cancelled),
+}
+
+type DoneCallback<T> = Box<dyn FnOnce(&Future<T>)>;
+
+struct Inner<T: 'static> {
+    core: Rc<Core>,
+    state: RefCell<State<T>>,
+    waiters: RefCell<Vec<Waker>>,
+    callbacks: RefCell<Vec<(u64, DoneCallback<T>)>>,
+    next_callback: Cell<u64>,
+}
+
+/// A value that will be set later, awaitable by any number of tasks (asyncio's `Future`).
+///
+/// Cloning gives another handle to the same future. Awaiting gives `Ok(T)` (a clone of the
+/// result) or the [`FutureError`].
+///
+/// ```
+/// corio::run(async {
+///     let fut = corio::Future::<u32>::new();
+///     let setter = fut.clone();
+///     corio::get_running_loop().call_soon(move || setter.set_result(7).unwrap());
+///     assert_eq!(fut.clone().await.unwrap(), 7);
+///     assert!(fut.done());
+///     assert!(fut.set_result(8).is_err(), "a future is set once");
+/// });
+/// ```
+pub struct Future<T: 'static> {
+    inner: Rc<Inner<T>>,
+    /// This handle is being awaited (used to cancel the future when the awaiting task is).
+    awaited: Cell<bool>,
+}
+
+/// Identifies a done callback, for [`Future::remove_done_callback`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackId(u64);
+
+impl<T: 'static> Future<T> {
+    /// A pending future bound to the running loop. Panics outside a running loop; use
+    /// [`EventLoop::create_future`](crate::EventLoop::create_future) there.
+    pub fn new() -> Future<T> {
+        expect_current("Future::new", |core| Future::new_on(core.clone()))
+    }
+
+    pub(crate) fn new_on(core: Rc<Core>) -> Future<T> {
+        Future {
+            inner: Rc::new(Inner {
+                core,
+                state: RefCell::new(State::Pending),
+                waiters: RefCell::new(Vec::new()),
+                callbacks: RefCell::new(Vec::new()),
+                next_callback: Cell::new(0),
+            }),
+            awaited: Cell::new(false),
+        }
+    }
+
+    fn complete(&self, state: State<T>) -> Result<(), InvalidStateError> {
+        {
+            let mut s = self.inner.state.borrow_mut();
+            if !matches!(*s, State::Pending) {
+                return Err(InvalidStateError("the future is already done"));
+            }
+            *s = state;
+        }
+        // Awaiting tasks: their wakers put them on the ready queue (never run inline).
+        for w in self.inner.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+        // Done callbacks: each through call_soon, in registration order.
+        let callbacks = std::mem::take(&mut *self.inner.callbacks.borrow_mut());
+        for (_, cb) in callbacks {
+            let me = self.clone();
+            self.inner
+                .core
+                .call_soon_dyn(OnceHandle::boxed(move || cb(&me)));
+        }
+        Ok(())
+    }
+
+    /// Sets the result and schedules the waiters. Fails if the future is already done.
+    pub fn set_result(&self, value: T) -> Result<(), InvalidStateError> {
+        self.complete(State::Done(value))
+    }
+
+    /// Marks the future failed with `error` (asyncio's `set_exception`).
+    pub fn set_exception(
+        &self,
+        error: impl Into<Box<dyn StdError + 'static>>,
+    ) -> Result<(), InvalidStateError> {
+        self.complete(State::Failed(Rc::from(error.into())))
+    }
+
+    /// Cancels the future; returns `false` if it was already done.
+    pub fn cancel(&self, msg: Option<&str>) -> bool {
+        self.complete(State::Cancelled(Cancelled::new(msg.map(String::from))))
+            .is_ok()
+    }
+
+    /// Whether the future has a result, an error, or was cancelled.
+    pub fn done(&self) -> bool {
+        !matches!(*self.inner.state.borrow(), State::Pending)
+    }
+
+    /// Whether the future was cancelled.
+    pub fn cancelled(&self) -> bool {
+        matches!(*self.inner.state.borrow(), State::Cancelled(_))
+    }
+
+    /// The error set by [`set_exception`](Future::set_exception), if any.
+    pub fn exception(&self) -> Option<Rc<dyn StdError + 'static>> {
+        match &*self.inner.state.borrow() {
+            State::Failed(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Calls `f` through the loop's ready queue once the future is done (at once, i.e. in
+    /// the next turn, if it already is).
+    pub fn add_done_callback(&self, f: impl FnOnce(&Future<T>) + 'static) -> CallbackId {
+        let id = self.inner.next_callback.get();
+        self.inner.next_callback.set(id + 1);
+        if self.done() {
+            let me = self.clone();
+            self.inner
+                .core
+                .call_soon_dyn(OnceHandle::boxed(move || f(&me)));
+        } else {
+            self.inner.callbacks.borrow_mut().push((id, Box::new(f)));
+        }
+        CallbackId(id)
+    }
+
+    /// Removes a callback that has not been scheduled yet; returns whether it was found.
+    pub fn remove_done_callback(&self, id: CallbackId) -> bool {
+        let mut cbs = self.inner.callbacks.borrow_mut();
+        let before = cbs.len();
+        cbs.retain(|(i, _)| *i != id.0);
+        cbs.len() != before
+    }
+
+    /// The loop this future belongs to.
+    pub fn get_loop(&self) -> crate::EventLoop {
+        crate::EventLoop {
+            core: self.inner.core.clone(),
+            owner: false,
+        }
+    }
+}
+
+impl<T: Clone + 'static> Future<T> {
+    /// The result: a clone of the value, or why there is none (asyncio's `result()`).
+    pub fn result(&self) -> Result<T, FutureError> {
+        match &*self.inner.state.borrow() {
+            State::Pending => Err(FutureError::InvalidState(InvalidStateError(
+                "the result is not set yet",
+            ))),
+            State::Done(v) => Ok(v.clone()),
+            State::Failed(e) => Err(FutureError::Exception(e.clone())),
+            State::Cancelled(c) => Err(FutureError::Cancelled(c.clone())),
+        }
+    }
+}
+
+impl<T: 'static> Clone for Future<T> {
+    fn clone(&self) -> Self {
+        Future {
+            inner: self.inner.clone(),
+            awaited: Cell::new(false),
+        }
+    }
+}
+
+impl<T: Clone + 'static> std::future::Future for Future<T> {
+    type Output = Result<T, FutureError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.done() {
+            self.awaited.set(false);
+            return Poll::Ready(self.result());
+        }
+        self.awaited.set(true);
+        let mut waiters = self.inner.waiters.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: 'static> Drop for Future<T> {
+    fn drop(&mut self) {
+        if self.awaited.get() {
+            if let Some(c) = raw::cancelling_now() {
+                // asyncio: cancelling a task cancels the future it is waiting on.
+                let _ = self.complete(State::Cancelled(c));
+            }
+        }
+    }
+}
+
+impl<T: 'static> Default for Future<T> {
+    fn default() -> Self {
+        Future::new()
+    }
+}
+
+impl<T: 'static> fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &*self.inner.state.borrow() {
+            State::Pending => "pending",
+            State::Done(_) => "finished",
+            State::Failed(_) => "failed",
+            State::Cancelled(_) => "cancelled",
+        };
+        f.debug_struct("Future")
+            .field("state", &state)
+            .field("waiters", &self.inner.waiters.borrow().len())
+            .finish()
+    }
+}

@@ -1,0 +1,127 @@
+//! The operating-system boundary: thin wrappers over the few system calls corio makes itself.
+//!
+//! asyncio counterpart: the C code under the Python modules asyncio stands on (`select.epoll`,
+//! `os.eventfd`/`os.pipe`, `socket.accept`, `resource.setrlimit`).
+//! Layer 0: uses `libc`, `socket2` and `polling`; used by [`crate::selector`] and the loop's
+//! socket layer.
+//!
+//! This is the only module (besides the task core) allowed to contain `unsafe`. Every `unsafe`
+//! block carries a `// SAFETY:` comment naming the precondition it relies on and why it holds,
+//! and everything this module exports is safe to call: the preconditions are either checked
+//! here or are part of a documented contract (for example "unregister an fd before closing it",
+//! see [`crate::selector::Selector::register`]).
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `epoll.rs` | `epoll_create1`, `epoll_ctl`, `epoll_wait` (Linux, Android) |
+//! | `notify.rs` | the wake-up descriptor: an eventfd, or a pipe where eventfd is blocked (Linux, Android) |
+//! | `poller.rs` | the two `unsafe` entry points of the `polling` crate |
+//! | here | [`raise_nofile_limit`], [`accept4`] and the [`syscall!`] helper |
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Evaluates a C call (usually an `unsafe { libc::... }` block) and turns the C convention
+/// "returns -1 and sets `errno`" into an [`io::Result`]: `Err(io::Error::last_os_error())` on
+/// -1, `Ok(value)` otherwise.
+///
+/// The `unsafe` block is written at the call site, not inside the macro, so that its
+/// `// SAFETY:` comment sits right above it and speaks about that exact call:
+///
+/// ```text
+/// // SAFETY: `epoll_create1` takes no pointers; it returns a new fd or -1.
+/// let fd = syscall!(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+/// ```
+///
+/// Defined before the submodules, so they see it by textual scope without importing it.
+macro_rules! syscall {
+    ($call:expr) => {{
+        let res = $call;
+        if res == -1 {
+            ::std::result::Result::Err(::std::io::Error::last_os_error())
+        } else {
+            ::std::result::Result::Ok(res)
+        }
+    }};
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod epoll;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod notify;
+pub(crate) mod poller;
+
+/// Raises the soft limit on open file descriptors (`RLIMIT_NOFILE`) to the hard limit.
+///
+/// Returns `(old_soft, new_soft)`; when the soft limit already equals the hard limit nothing is
+/// changed and both are equal. On Apple platforms the new soft limit is capped at `OPEN_MAX`
+/// (10240), above which `setrlimit` fails there. `RLIM_INFINITY` is reported as `u64::MAX`.
+pub(crate) fn raise_nofile_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes one `rlimit` through the pointer; `limit` is a valid, writable,
+    // properly aligned `rlimit` that outlives the call.
+    syscall!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
+    let old = limit.rlim_cur;
+
+    #[cfg(target_vendor = "apple")]
+    let target = limit.rlim_max.min(10240);
+    #[cfg(not(target_vendor = "apple"))]
+    let target = limit.rlim_max;
+
+    if old >= target {
+        return Ok((rlim_to_u64(old), rlim_to_u64(old)));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: target,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: `setrlimit` only reads one `rlimit` through the pointer; `raised` is a valid,
+    // properly aligned `rlimit` that outlives the call.
+    syscall!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) })?;
+    Ok((rlim_to_u64(old), rlim_to_u64(target)))
+}
+
+/// `rlim_t` is `u64` on the common targets but a C `unsigned long` (32 bits) on some.
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+fn rlim_to_u64(value: libc::rlim_t) -> u64 {
+    value as u64
+}
+
+/// Accepts one connection from the listening socket `listener`, without blocking.
+///
+/// The new socket is non-blocking and close-on-exec. On Linux and Android that happens
+/// atomically with `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`; elsewhere it is `accept` followed by
+/// `fcntl` (so another thread that forks and execs in between could leak the fd into the child;
+/// corio itself never forks). `EINTR` is retried; `WouldBlock` means "no pending connection"
+/// and is returned as is.
+///
+/// The peer address is converted from the kernel's `sockaddr_storage` to a std
+/// [`SocketAddr`] (IPv4 or IPv6). A connection of any other family (a Unix-domain listener) is
+/// closed and reported as [`io::ErrorKind::InvalidInput`].
+pub(crate) fn accept4(listener: impl AsFd) -> io::Result<(OwnedFd, SocketAddr)> {
+    let listener = socket2::SockRef::from(&listener);
+    let (socket, addr) = loop {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let accepted = listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+        // socket2's `accept` sets close-on-exec (with `fcntl` where `accept4` is missing).
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let accepted = listener
+            .accept()
+            .and_then(|(socket, addr)| socket.set_nonblocking(true).map(|()| (socket, addr)));
+        match accepted {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    let addr = addr.as_socket().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "accepted a connection whose address is neither IPv4 nor IPv6",
+        )
+    })?;
+    Ok((OwnedFd::from(socket), addr))
+}

@@ -1,0 +1,171 @@
+//! `catch_cancel`: where a task can observe its cancellation and clean up (asyncio's
+//! `try: ... except CancelledError:`). Layer 3.
+
+use std::cell::Cell;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::raw::{self, Header};
+use crate::exceptions::Cancelled;
+
+thread_local! {
+    static NEXT_SCOPE: Cell<u64> = const { Cell::new(1) };
+}
+
+/// Runs `fut`; if the task is cancelled meanwhile, drops `fut` and returns `Err(Cancelled)`.
+///
+/// This is how a task catches its cancellation (asyncio's `except CancelledError`): the
+/// code after the `.await` runs as usual, may await cleanup, and decides how the task ends.
+/// Returning normally means the task was *not* cancelled (asyncio's rule); to end it
+/// cancelled after cleanup, call [`Cancelled::reraise`]. Nested scopes: the innermost one
+/// catches. Outside a task (in `run_until_complete`'s future) nothing can cancel `fut`.
+///
+/// ```
+/// use std::time::Duration;
+/// corio::run(async {
+///     let t = corio::spawn(async {
+///         match corio::catch_cancel(corio::sleep(Duration::from_secs(3600))).await {
+///             Ok(()) => "slept",
+///             Err(_cancelled) => {
+///                 corio::sleep(Duration::from_millis(1)).await; // async cleanup is allowed
+///                 "cleaned up"
+///             }
+///         }
+///     });
+///     corio::yield_now().await;
+///     t.cancel(None);
+///     assert_eq!(t.await.unwrap(), "cleaned up");
+/// });
+/// ```
+pub fn catch_cancel<F: std::future::Future>(fut: F) -> CatchCancel<F> {
+    CatchCancel {
+        inner: Some(Box::pin(fut)),
+        id: 0,
+    }
+}
+
+/// The future returned by [`catch_cancel`].
+pub struct CatchCancel<F> {
+    inner: Option<Pin<Box<F>>>,
+    /// Scope id in the current task's scope stack; 0 until first polled inside a task.
+    id: u64,
+}
+
+impl<F> CatchCancel<F> {
+    fn unregister(&mut self, h: &Header) {
+        if self.id == 0 {
+            return;
+        }
+        let id = std::mem::take(&mut self.id);
+        if let Some(e) = h.extra.borrow_mut().as_mut() {
+            e.scopes.retain(|(s, _)| *s != id);
+        }
+        if h.delivered_to.get() == id {
+            // Handed a cancellation we never took: give it back to be delivered again.
+            h.delivered_to.set(0);
+            if let Some(t) = raw::current_task() {
+                raw::schedule(t);
+            }
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
+    type Output = Result<F::Output, Cancelled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(this.inner.is_some(), "CatchCancel polled after completion");
+        let caught = raw::with_current_header(|h| {
+            if this.id == 0 {
+                this.id = NEXT_SCOPE.with(|n| n.replace(n.get() + 1));
+                let id = this.id;
+                h.with_extra(|e| e.scopes.push((id, Some(cx.waker().clone()))));
+            } else {
+                let id = this.id;
+                h.with_extra(|e| {
+                    if let Some((_, w)) = e.scopes.iter_mut().find(|(s, _)| *s == id) {
+                        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *w = Some(cx.waker().clone());
+                        }
+                    }
+                });
+            }
+            if h.delivered_to.get() == this.id {
+                h.delivered_to.set(0);
+                h.cancel_pending.set(false);
+                let c = h.take_cancel_msg();
+                this.unregister(h);
+                Some(c)
+            } else {
+                None
+            }
+        })
+        .flatten();
+        if let Some(c) = caught {
+            let inner = this.inner.take();
+            raw::drop_as_cancellation(&c, move || drop(inner));
+            return Poll::Ready(Err(c));
+        }
+        let out = this
+            .inner
+            .as_mut()
+            .expect("checked above")
+            .as_mut()
+            .poll(cx);
+        match out {
+            Poll::Ready(v) => {
+                this.inner = None;
+                let _ = raw::with_current_header(|h| this.unregister(h));
+                Poll::Ready(Ok(v))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> Drop for CatchCancel<F> {
+    fn drop(&mut self) {
+        if self.id != 0 {
+            let _ = raw::with_current_header(|h| self.unregister(h));
+        }
+    }
+}
+
+impl<F> fmt::Debug for CatchCancel<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CatchCancel")
+            .field("done", &self.inner.is_none())
+            .finish()
+    }
+}
+
+impl Cancelled {
+    /// Ends the current task as cancelled with this message, after cleanup in a
+    /// [`catch_cancel`] handler (asyncio's bare `raise` in `except CancelledError:`).
+    /// An enclosing `catch_cancel` scope, if any, catches it next. Never completes.
+    ///
+    /// ```
+    /// corio::run(async {
+    ///     let t = corio::spawn(async {
+    ///         if let Err(c) = corio::catch_cancel(std::future::pending::<()>()).await {
+    ///             // ...cleanup...
+    ///             c.reraise::<()>().await;
+    ///         }
+    ///     });
+    ///     corio::yield_now().await;
+    ///     t.cancel(Some("stop"));
+    ///     assert!(t.await.unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub async fn reraise<T>(self) -> T {
+        if let Some(t) = raw::current_task() {
+            let h = t.header();
+            h.with_extra(|e| e.cancel_msg = self.arc_message());
+            h.cancel_pending.set(true);
+            raw::schedule(t);
+        }
+        std::future::pending().await
+    }
+}
