@@ -3,7 +3,7 @@
 //! asyncio counterpart: `selectors.DefaultSelector` on a platform without epoll
 //! (`KqueueSelector`, `DevpollSelector`, `PollSelector`).
 //! Layer 1: uses the `polling` crate through [`crate::sys`] (which holds its two `unsafe`
-//! calls); used by the loop through the [`Selector`](super::Selector) trait.
+//! calls); used by the loop through the [`Selector`] trait.
 
 use std::collections::HashMap;
 use std::io;

@@ -16,7 +16,7 @@
 //! | `epoll.rs` | `epoll_create1`, `epoll_ctl`, `epoll_wait` (Linux, Android) |
 //! | `notify.rs` | the wake-up descriptor: an eventfd, or a pipe where eventfd is blocked (Linux, Android) |
 //! | `poller.rs` | the two `unsafe` entry points of the `polling` crate |
-//! | here | [`raise_nofile_limit`], [`accept4`] and the [`syscall!`] helper |
+//! | here | [`raise_nofile_limit`], [`accept4`] and the `syscall!` helper |
 
 use std::io;
 use std::net::SocketAddr;
@@ -85,8 +85,9 @@ pub(crate) fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     Ok((rlim_to_u64(old), rlim_to_u64(target)))
 }
 
-/// `rlim_t` is `u64` on the common targets but a C `unsigned long` (32 bits) on some.
-#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+/// `rlim_t` is `u64` on the common targets but a C `unsigned long` (32 bits) on some,
+/// hence a cast that is a no-op on 64-bit targets.
+#[allow(clippy::unnecessary_cast)]
 fn rlim_to_u64(value: libc::rlim_t) -> u64 {
     value as u64
 }
