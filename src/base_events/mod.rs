@@ -38,6 +38,9 @@ use self::timers::{Due, TimerQueue, deadline_after};
 /// How many events one select may return; more simply wait for the next turn.
 const EVENTS_CAPACITY: usize = 1024;
 
+/// A ready queue with more capacity than this is shrunk when it is mostly empty.
+const READY_SHRINK_ABOVE: usize = 4096;
+
 /// asyncio's default `slow_callback_duration` (debug mode).
 pub(crate) const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
 
@@ -368,6 +371,13 @@ impl Core {
                 Some(Ready::Handle(h)) => self.run_handle(&h),
                 None => break,
             }
+        }
+
+        // After a burst (say a million spawns) give the queue's memory back.
+        let mut ready = self.ready.borrow_mut();
+        if ready.capacity() > READY_SHRINK_ABOVE && ready.len() < ready.capacity() / 8 {
+            let keep = (ready.len() * 2).max(READY_SHRINK_ABOVE / 4);
+            ready.shrink_to(keep);
         }
     }
 

@@ -38,21 +38,32 @@ pub(crate) struct TimerKey {
     generation: u32,
 }
 
-/// What a slot does when its deadline comes.
-enum Action {
-    /// Wake this waker and mark the slot fired (a `sleep` future polls it).
-    Wake(Option<Waker>),
-    /// Queue this callback handle (a `call_later`/`call_at`); the slot is freed.
-    Callback(Rc<dyn HandleDyn>),
-}
-
+/// One timer. Flat on purpose: tag, generation and a 16-byte payload make 24 bytes.
 enum Slot {
     /// Free; the number is the next free slot (a free list threaded through the slab).
     Free { next: u32 },
-    /// Scheduled and not yet due.
-    Waiting { generation: u32, action: Action },
+    /// A `sleep`, not yet due: wake this waker and mark the slot fired.
+    Waker {
+        generation: u32,
+        waker: Option<Waker>,
+    },
+    /// A `call_later`/`call_at`, not yet due: queue this handle and free the slot.
+    Callback {
+        generation: u32,
+        handle: Rc<dyn HandleDyn>,
+    },
     /// Its waker was woken; waiting for the `sleep` to see it and release the slot.
     Fired { generation: u32 },
+}
+
+impl Slot {
+    /// The generation of a timer that is scheduled and not yet due.
+    fn waiting(&self) -> Option<u32> {
+        match self {
+            Slot::Waker { generation, .. } | Slot::Callback { generation, .. } => Some(*generation),
+            _ => None,
+        }
+    }
 }
 
 const NIL: u32 = u32::MAX;
@@ -101,10 +112,10 @@ impl TimerQueue {
             .unwrap_or_else(|| far_future(self.base))
     }
 
-    fn insert(&mut self, at: Instant, action: Action) -> TimerKey {
+    fn insert(&mut self, at: Instant, make: impl FnOnce(u32) -> Slot) -> TimerKey {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
-        let slot = Slot::Waiting { generation, action };
+        let slot = make(generation);
         let index = if self.free_head != NIL {
             let index = self.free_head;
             match self.slots[index as usize] {
@@ -130,12 +141,15 @@ impl TimerQueue {
 
     /// Schedules `waker` to be woken at `at` (a `sleep`).
     pub(crate) fn insert_waker(&mut self, at: Instant, waker: Waker) -> TimerKey {
-        self.insert(at, Action::Wake(Some(waker)))
+        self.insert(at, |generation| Slot::Waker {
+            generation,
+            waker: Some(waker),
+        })
     }
 
     /// Schedules `handle` to be queued at `at` (a `call_at`).
     pub(crate) fn insert_callback(&mut self, at: Instant, handle: Rc<dyn HandleDyn>) -> TimerKey {
-        self.insert(at, Action::Callback(handle))
+        self.insert(at, |generation| Slot::Callback { generation, handle })
     }
 
     /// For a `sleep` being polled again: `Some(true)` if it fired, `Some(false)` if it still
@@ -144,9 +158,9 @@ impl TimerQueue {
     pub(crate) fn poll_key(&mut self, key: TimerKey, waker: &Waker) -> Option<bool> {
         match self.slots.get_mut(key.slot as usize)? {
             Slot::Fired { generation } if *generation == key.generation => Some(true),
-            Slot::Waiting {
+            Slot::Waker {
                 generation,
-                action: Action::Wake(w),
+                waker: w,
             } if *generation == key.generation => {
                 match w {
                     Some(old) if old.will_wake(waker) => {}
@@ -164,8 +178,8 @@ impl TimerQueue {
         let Some(slot) = self.slots.get_mut(key.slot as usize) else {
             return false;
         };
-        let cancelled = match slot {
-            Slot::Waiting { generation, .. } if *generation == key.generation => {
+        let cancelled = match &*slot {
+            s if s.waiting() == Some(key.generation) => {
                 self.stale_in_heap += 1;
                 self.live -= 1;
                 true
@@ -224,20 +238,16 @@ impl TimerQueue {
             }
             self.live -= 1;
             let entry = &mut self.slots[slot as usize];
-            let Slot::Waiting { action, .. } = std::mem::replace(entry, Slot::Fired { generation })
-            else {
-                unreachable!()
-            };
-            match action {
-                Action::Wake(Some(w)) => return Some(Due::Wake(w)),
-                Action::Wake(None) => continue,
-                Action::Callback(h) => {
+            match std::mem::replace(entry, Slot::Fired { generation }) {
+                Slot::Waker { waker: Some(w), .. } => return Some(Due::Wake(w)),
+                Slot::Callback { handle, .. } => {
                     *entry = Slot::Free {
                         next: self.free_head,
                     };
                     self.free_head = slot;
-                    return Some(Due::Callback(h));
+                    return Some(Due::Callback(handle));
                 }
+                _ => continue,
             }
         }
     }
@@ -258,7 +268,7 @@ impl TimerQueue {
 }
 
 fn is_waiting(slots: &[Slot], slot: u32, generation: u32) -> bool {
-    matches!(slots.get(slot as usize), Some(Slot::Waiting { generation: g, .. }) if *g == generation)
+    slots.get(slot as usize).and_then(Slot::waiting) == Some(generation)
 }
 
 /// A deadline so far away it never comes: about 30 years on, or as far as `Instant` goes.
@@ -319,6 +329,11 @@ mod tests {
             let state = q.poll_key(*k, &waker());
             assert_eq!(state, if i % 3 == 1 { None } else { Some(true) });
         }
+    }
+
+    #[test]
+    fn a_timer_slot_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 24);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::raw::{self, Header};
 use crate::exceptions::Cancelled;
 
 thread_local! {
-    static NEXT_SCOPE: Cell<u64> = const { Cell::new(1) };
+    static NEXT_SCOPE: Cell<u16> = const { Cell::new(1) };
 }
 
 /// Runs `fut`; if the task is cancelled meanwhile, drops `fut` and returns `Err(Cancelled)`.
@@ -49,7 +49,7 @@ pub fn catch_cancel<F: std::future::Future>(fut: F) -> CatchCancel<F> {
 pub struct CatchCancel<F> {
     inner: Option<Pin<Box<F>>>,
     /// Scope id in the current task's scope stack; 0 until first polled inside a task.
-    id: u64,
+    id: u16,
 }
 
 impl<F> CatchCancel<F> {
@@ -58,9 +58,11 @@ impl<F> CatchCancel<F> {
             return;
         }
         let id = std::mem::take(&mut self.id);
-        if let Some(e) = h.extra.borrow_mut().as_mut() {
-            e.scopes.retain(|(s, _)| *s != id);
-        }
+        h.peek_extra(|e| {
+            if let Some(e) = e {
+                e.scopes.retain(|(s, _)| *s != id);
+            }
+        });
         if h.delivered_to.get() == id {
             // Handed a cancellation we never took: give it back to be delivered again.
             h.delivered_to.set(0);
@@ -79,7 +81,7 @@ impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
         assert!(this.inner.is_some(), "CatchCancel polled after completion");
         let caught = raw::with_current_header(|h| {
             if this.id == 0 {
-                this.id = NEXT_SCOPE.with(|n| n.replace(n.get() + 1));
+                this.id = NEXT_SCOPE.with(|n| n.replace(n.get().wrapping_add(1).max(1)));
                 let id = this.id;
                 h.with_extra(|e| e.scopes.push((id, Some(cx.waker().clone()))));
             } else {

@@ -27,7 +27,6 @@ mod sleep;
 pub use self::cancel::{CatchCancel, catch_cancel};
 pub use self::sleep::{Sleep, YieldNow, sleep, sleep_until, yield_now};
 
-use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -48,7 +47,6 @@ where
     let cell = TaskCell::spawn(core, fut, name);
     Task {
         raw: cell,
-        awaited: Cell::new(false),
         _not_send: NotSend::default(),
     }
 }
@@ -111,7 +109,7 @@ fn request_cancel(task: &Arc<dyn RawTask>, msg: Option<String>, abort: bool) -> 
     if h.is_done() {
         return false;
     }
-    h.requests.set(h.requests.get() + 1);
+    h.requests.set(h.requests.get().saturating_add(1));
     h.with_extra(|e| e.cancel_msg = msg.map(Arc::from));
     h.cancel_pending.set(true);
     if abort {
@@ -170,7 +168,7 @@ macro_rules! task_methods {
 
         /// How many cancel requests are outstanding (asyncio's `cancelling()`).
         pub fn cancelling(&self) -> u32 {
-            self.raw.header().requests.get()
+            u32::from(self.raw.header().requests.get())
         }
 
         /// Withdraws one cancel request and returns how many remain (asyncio's `uncancel()`).
@@ -178,6 +176,7 @@ macro_rules! task_methods {
             let h = self.raw.header();
             let n = h.requests.get().saturating_sub(1);
             h.requests.set(n);
+            let n = u32::from(n);
             if n == 0 && h.delivered_to.get() == 0 {
                 h.cancel_pending.set(false);
                 h.abort.set(false);
@@ -202,12 +201,9 @@ macro_rules! task_methods {
 
         /// Polls made and time spent polling so far (recorded in debug mode only).
         pub fn poll_stats(&self) -> (u64, std::time::Duration) {
-            self.raw
-                .header()
-                .extra
-                .borrow()
-                .as_ref()
-                .map_or((0, std::time::Duration::ZERO), |e| (e.polls, e.poll_time))
+            self.raw.header().peek_extra(|e| {
+                e.map_or((0, std::time::Duration::ZERO), |e| (e.polls, e.poll_time))
+            })
         }
     };
 }
@@ -234,7 +230,6 @@ macro_rules! task_methods {
 /// ```
 pub struct Task<T: 'static> {
     raw: Arc<dyn JoinTarget<T>>,
-    awaited: Cell<bool>,
     _not_send: NotSend,
 }
 
@@ -258,10 +253,11 @@ impl<T: 'static> std::future::Future for Task<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.awaited.set(true);
+        let awaited = &self.raw.header().awaited;
+        awaited.set(true);
         let out = self.raw.poll_join(cx);
         if out.is_ready() {
-            self.awaited.set(false);
+            awaited.set(false);
         }
         out
     }
@@ -273,7 +269,7 @@ impl<T: 'static> Drop for Task<T> {
         if !h.is_done() {
             // Dropped while being awaited by a task that is being cancelled: cancel this one
             // too, as asyncio cancels the future a cancelled task waits on.
-            if self.awaited.get() {
+            if h.awaited.get() {
                 if let Some(c) = raw::cancelling_now() {
                     let raw = self.raw.clone().as_dyn();
                     request_cancel(&raw, c.message().map(String::from), false);

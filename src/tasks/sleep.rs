@@ -25,9 +25,9 @@ use crate::base_events::{Core, expect_current, with_current};
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
+    let now = with_current(|core| core.now()).unwrap_or_else(Instant::now);
     Sleep {
-        deadline: with_current(|core| deadline_after(core.now(), duration)),
-        duration,
+        deadline: deadline_after(now, duration),
         timer: None,
     }
 }
@@ -45,23 +45,22 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        deadline: Some(deadline),
-        duration: Duration::ZERO,
+        deadline,
         timer: None,
     }
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
 pub struct Sleep {
-    /// Fixed when `sleep(d)` is called inside a running loop, else at the first poll.
-    deadline: Option<Instant>,
-    duration: Duration,
+    /// Fixed when `sleep(d)` is called: `d` after the running loop's [`time`](crate::EventLoop::time)
+    /// (or after `Instant::now()` when called outside a loop).
+    deadline: Instant,
     timer: Option<(TimerKey, Weak<Core>)>,
 }
 
 impl Sleep {
-    /// The deadline, once known.
-    pub fn deadline(&self) -> Option<Instant> {
+    /// When the sleep ends, on the loop's clock.
+    pub fn deadline(&self) -> Instant {
         self.deadline
     }
 }
@@ -86,11 +85,8 @@ impl std::future::Future for Sleep {
             };
         }
         expect_current("sleep", |core| {
-            let now = core.now();
-            let deadline = *this
-                .deadline
-                .get_or_insert_with(|| deadline_after(now, this.duration));
-            if deadline <= now {
+            let deadline = this.deadline;
+            if deadline <= core.now() {
                 return Poll::Ready(());
             }
             let key = core
