@@ -207,8 +207,10 @@ thread_local! {
 }
 
 impl CurrentTask {
-    fn enter(task: &Arc<dyn RawTask>) -> Option<*const dyn RawTask> {
-        CURRENT_TASK.with(|c| c.replace(Some(Arc::as_ptr(task))))
+    /// `task` must point into a live `Arc` (made from an `Arc<TaskCell<F>>` by unsizing) that
+    /// the caller keeps alive until the matching `leave`.
+    fn enter(task: *const dyn RawTask) -> Option<*const dyn RawTask> {
+        CURRENT_TASK.with(|c| c.replace(Some(task)))
     }
     fn leave(prev: Option<*const dyn RawTask>) {
         CURRENT_TASK.with(|c| c.set(prev));
@@ -233,12 +235,12 @@ pub(crate) fn without_current_task<R>(f: impl FnOnce() -> R) -> R {
 /// A new reference to the task being polled on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<dyn RawTask>> {
     let ptr = CURRENT_TASK.with(|c| c.get())?;
-    // SAFETY: `ptr` came from `Arc::as_ptr` on the `Arc<dyn RawTask>` that `TaskCell::run`
-    // holds for the whole time the pointer is installed (the guard removes it before that
-    // `Arc` is dropped), so the allocation is live and we may add a strong reference.
+    // SAFETY: `ptr` came from `Arc::as_ptr` on the `Arc<TaskCell<F>>` that `TaskCell::run`
+    // holds (`self`) for the whole time the pointer is installed (the guard removes it before
+    // `run` returns), so the allocation is live and we may add a strong reference.
     unsafe { Arc::increment_strong_count(ptr) };
-    // SAFETY: the count was just incremented for this new `Arc`, and `ptr` is a pointer
-    // obtained from an `Arc<dyn RawTask>` of the same type, as `from_raw` requires.
+    // SAFETY: the count was just incremented for this new `Arc`; `ptr` is an
+    // `Arc<TaskCell<F>>` pointer unsized to `dyn RawTask`, which `from_raw` accepts.
     Some(unsafe { Arc::from_raw(ptr) })
 }
 
@@ -464,11 +466,11 @@ impl<F: std::future::Future + 'static> RawTask for TaskCell<F> {
             return;
         };
         let mut cx = Context::from_waker(&waker);
-        let me: Arc<dyn RawTask> = self.clone();
+        let me: *const dyn RawTask = Arc::as_ptr(&self) as *const TaskCell<F>;
         let debug = core.debug.get();
         let started = debug.then(Instant::now);
         let result = {
-            let _current = CurrentGuard(CurrentTask::enter(&me));
+            let _current = CurrentGuard(CurrentTask::enter(me));
             catch_unwind(AssertUnwindSafe(|| {
                 self.with_stage(|stage| match stage {
                     Stage::Running(fut) => {
@@ -507,7 +509,6 @@ impl<F: std::future::Future + 'static> RawTask for TaskCell<F> {
                 }
             }
         }
-        drop(me);
         match result {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(v)) => {
