@@ -5,7 +5,7 @@
 //! per-operation registration of the fd (asyncio's `add_reader` + `remove_reader` around the
 //! wait), so nothing stays registered once the operation ends.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
@@ -49,6 +49,13 @@ impl Drop for WaitRaw {
         }
     }
 }
+
+/// `send(2)` flags for `sock_sendall`: a closed peer must give `EPIPE`, never `SIGPIPE` (B31).
+/// socket2's `Write` impl sends with no flags, so it is not used for sending.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = 0;
 
 fn is_blocking_error(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
@@ -95,7 +102,7 @@ impl EventLoop {
     pub async fn sock_sendall(&self, sock: &impl AsFd, mut data: &[u8]) -> io::Result<()> {
         let s = SockRef::from(sock);
         while !data.is_empty() {
-            match (&*s).write(data) {
+            match s.send_with_flags(data, SEND_FLAGS) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => data = &data[n..],
                 Err(e) if is_blocking_error(&e) => {
