@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::panic::Location;
 use std::rc::{Rc, Weak};
 use std::time::Instant;
 
@@ -21,6 +22,32 @@ pub(crate) trait HandleDyn {
     fn run(&self);
     fn cancel(&self);
     fn cancelled(&self) -> bool;
+    /// Where the callback was scheduled (recorded in debug mode only).
+    fn created_at(&self) -> Option<&'static Location<'static>> {
+        None
+    }
+}
+
+/// A handle that remembers where it was scheduled: what debug mode makes instead of the bare
+/// handle, so that the plain one stays as small as it was.
+pub(crate) struct Traced<H> {
+    at: &'static Location<'static>,
+    inner: H,
+}
+
+impl<H: HandleDyn> HandleDyn for Traced<H> {
+    fn run(&self) {
+        self.inner.run();
+    }
+    fn cancel(&self) {
+        self.inner.cancel();
+    }
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+    fn created_at(&self) -> Option<&'static Location<'static>> {
+        Some(self.at)
+    }
 }
 
 /// A callback that runs once (`call_soon`, `call_later`, `call_at`).
@@ -35,6 +62,18 @@ impl<F: FnOnce() + 'static> OnceHandle<F> {
             cancelled: Cell::new(false),
             callback: Cell::new(Some(f)),
         })
+    }
+
+    /// Like [`boxed`](OnceHandle::boxed), remembering `at` (debug mode) when given.
+    pub(crate) fn boxed_at(f: F, at: Option<&'static Location<'static>>) -> Rc<dyn HandleDyn> {
+        let inner = OnceHandle {
+            cancelled: Cell::new(false),
+            callback: Cell::new(Some(f)),
+        };
+        match at {
+            Some(at) => Rc::new(Traced { at, inner }),
+            None => Rc::new(inner),
+        }
     }
 }
 

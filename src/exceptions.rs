@@ -10,7 +10,9 @@
 //! - [`FutureError`] is what awaiting a [`Future`](crate::Future) gives when it was cancelled
 //!   or had an error set;
 //! - [`InvalidStateError`] is asyncio's error of the same name (a result set twice, a result
-//!   read too early).
+//!   read too early);
+//! - [`TimeoutError`] is what [`wait_for`](crate::wait_for), [`Timeout`](crate::Timeout) and
+//!   [`as_completed`](crate::as_completed) give when their deadline passed.
 
 use std::any::Any;
 use std::error::Error as StdError;
@@ -180,3 +182,36 @@ impl fmt::Display for FutureError {
 }
 
 impl StdError for FutureError {}
+
+/// asyncio's `TimeoutError`: a deadline passed before the work finished.
+///
+/// [`wait_for`](crate::wait_for) and [`Timeout::run`](crate::Timeout::run) return it after
+/// the work was cancelled and its cleanup finished; [`as_completed`](crate::as_completed)
+/// yields it once and leaves the rest running. It converts to an `io::Error` of kind
+/// `TimedOut`, so `?` works in I/O code.
+///
+/// ```
+/// use std::time::Duration;
+/// corio::run(async {
+///     let slow = corio::sleep(Duration::from_secs(3600));
+///     let err = corio::wait_for(slow, Duration::from_millis(1)).await.unwrap_err();
+///     assert_eq!(err, corio::TimeoutError);
+///     assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::TimedOut);
+/// });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct TimeoutError;
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl StdError for TimeoutError {}
+
+impl From<TimeoutError> for std::io::Error {
+    fn from(e: TimeoutError) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, e)
+    }
+}

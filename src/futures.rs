@@ -39,6 +39,26 @@ struct Inner<T: 'static> {
     waiters: RefCell<Vec<Waker>>,
     callbacks: RefCell<Vec<(u64, DoneCallback<T>)>>,
     next_callback: Cell<u64>,
+    /// Someone read the error (`result`, `exception`, awaiting): no "never retrieved" report.
+    retrieved: Cell<bool>,
+    /// Where the future was created (debug mode).
+    created_at: Option<&'static std::panic::Location<'static>>,
+}
+
+impl<T: 'static> Drop for Inner<T> {
+    fn drop(&mut self) {
+        // asyncio's "Future exception was never retrieved", reported when the last handle goes.
+        if let State::Failed(e) = self.state.get_mut() {
+            if !self.retrieved.get() {
+                self.core.report(crate::ExceptionContext {
+                    message: "Future exception was never retrieved".into(),
+                    error: Some(e.to_string()),
+                    created_at: self.created_at,
+                    ..Default::default()
+                });
+            }
+        }
+    }
 }
 
 /// A value that will be set later, awaitable by any number of tasks (asyncio's `Future`).
@@ -58,8 +78,10 @@ struct Inner<T: 'static> {
 /// ```
 pub struct Future<T: 'static> {
     inner: Rc<Inner<T>>,
-    /// This handle is being awaited (used to cancel the future when the awaiting task is).
-    awaited: Cell<bool>,
+    /// Where this handle's waker sits in `waiters` while it is awaited (also how a dropped
+    /// handle knows it was being awaited, to cancel the future when its task is cancelled).
+    /// One slot per handle makes N awaiters cost O(N), not O(N²).
+    waiter_slot: Cell<Option<usize>>,
 }
 
 /// Identifies a done callback, for [`Future::remove_done_callback`].
@@ -69,11 +91,20 @@ pub struct CallbackId(u64);
 impl<T: 'static> Future<T> {
     /// A pending future bound to the running loop. Panics outside a running loop; use
     /// [`EventLoop::create_future`](crate::EventLoop::create_future) there.
+    #[track_caller]
     pub fn new() -> Future<T> {
-        expect_current("Future::new", |core| Future::new_on(core.clone()))
+        let at = std::panic::Location::caller();
+        expect_current("Future::new", |core| Future::new_at(core.clone(), at))
     }
 
+    /// A pending future on `core`, created at the caller's location (kept in debug mode).
+    #[track_caller]
     pub(crate) fn new_on(core: Rc<Core>) -> Future<T> {
+        Future::new_at(core, std::panic::Location::caller())
+    }
+
+    fn new_at(core: Rc<Core>, at: &'static std::panic::Location<'static>) -> Future<T> {
+        let created_at = core.debug.get().then_some(at);
         Future {
             inner: Rc::new(Inner {
                 core,
@@ -81,8 +112,10 @@ impl<T: 'static> Future<T> {
                 waiters: RefCell::new(Vec::new()),
                 callbacks: RefCell::new(Vec::new()),
                 next_callback: Cell::new(0),
+                retrieved: Cell::new(false),
+                created_at,
             }),
-            awaited: Cell::new(false),
+            waiter_slot: Cell::new(None),
         }
     }
 
@@ -141,7 +174,10 @@ impl<T: 'static> Future<T> {
     /// The error set by [`set_exception`](Future::set_exception), if any.
     pub fn exception(&self) -> Option<Rc<dyn StdError + 'static>> {
         match &*self.inner.state.borrow() {
-            State::Failed(e) => Some(e.clone()),
+            State::Failed(e) => {
+                self.inner.retrieved.set(true);
+                Some(e.clone())
+            }
             _ => None,
         }
     }
@@ -170,6 +206,18 @@ impl<T: 'static> Future<T> {
         cbs.len() != before
     }
 
+    /// Where the future was created (the caller of `Future::new` or `create_future`), if
+    /// debug mode was on then.
+    ///
+    /// ```
+    /// let ev = corio::EventLoop::builder().debug(true).build().unwrap();
+    /// let fut = ev.create_future::<u8>();
+    /// assert_eq!(fut.created_at().unwrap().line(), line!() - 1);
+    /// ```
+    pub fn created_at(&self) -> Option<&'static std::panic::Location<'static>> {
+        self.inner.created_at
+    }
+
     /// The loop this future belongs to.
     pub fn get_loop(&self) -> crate::EventLoop {
         crate::EventLoop {
@@ -187,7 +235,10 @@ impl<T: Clone + 'static> Future<T> {
                 "the result is not set yet",
             ))),
             State::Done(v) => Ok(v.clone()),
-            State::Failed(e) => Err(FutureError::Exception(e.clone())),
+            State::Failed(e) => {
+                self.inner.retrieved.set(true);
+                Err(FutureError::Exception(e.clone()))
+            }
             State::Cancelled(c) => Err(FutureError::Cancelled(c.clone())),
         }
     }
@@ -197,7 +248,7 @@ impl<T: 'static> Clone for Future<T> {
     fn clone(&self) -> Self {
         Future {
             inner: self.inner.clone(),
-            awaited: Cell::new(false),
+            waiter_slot: Cell::new(None),
         }
     }
 }
@@ -207,13 +258,17 @@ impl<T: Clone + 'static> std::future::Future for Future<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.done() {
-            self.awaited.set(false);
+            self.waiter_slot.set(None);
             return Poll::Ready(self.result());
         }
-        self.awaited.set(true);
         let mut waiters = self.inner.waiters.borrow_mut();
-        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            waiters.push(cx.waker().clone());
+        match self.waiter_slot.get().and_then(|i| waiters.get_mut(i)) {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            Some(w) => *w = cx.waker().clone(),
+            None => {
+                waiters.push(cx.waker().clone());
+                self.waiter_slot.set(Some(waiters.len() - 1));
+            }
         }
         Poll::Pending
     }
@@ -221,7 +276,7 @@ impl<T: Clone + 'static> std::future::Future for Future<T> {
 
 impl<T: 'static> Drop for Future<T> {
     fn drop(&mut self) {
-        if self.awaited.get() {
+        if self.waiter_slot.get().is_some() {
             if let Some(c) = raw::cancelling_now() {
                 // asyncio: cancelling a task cancels the future it is waiting on.
                 let _ = self.complete(State::Cancelled(c));
@@ -231,6 +286,7 @@ impl<T: 'static> Drop for Future<T> {
 }
 
 impl<T: 'static> Default for Future<T> {
+    #[track_caller]
     fn default() -> Self {
         Future::new()
     }
@@ -247,6 +303,7 @@ impl<T: 'static> fmt::Debug for Future<T> {
         f.debug_struct("Future")
             .field("state", &state)
             .field("waiters", &self.inner.waiters.borrow().len())
+            .field("created_at", &self.inner.created_at.map(|l| l.to_string()))
             .finish()
     }
 }

@@ -21,12 +21,35 @@ use crate::exceptions::TaskError;
 /// });
 /// assert_eq!(answer, 42);
 /// ```
+#[track_caller]
 pub fn run<F>(main: F) -> F::Output
 where
     F: std::future::Future + 'static,
     F::Output: 'static,
 {
     let runner = Runner::new().expect("corio::run: cannot create an event loop");
+    let out = runner.run(main);
+    runner.close();
+    out
+}
+
+/// [`run`] on a loop made by `builder`: asyncio's `asyncio.run(main, debug=True)` is
+/// `corio::run_with(EventLoop::builder().debug(true), main)`.
+///
+/// ```
+/// let debug_on = corio::run_with(corio::EventLoop::builder().debug(true), async {
+///     corio::get_running_loop().get_debug()
+/// });
+/// assert!(debug_on);
+/// ```
+#[track_caller]
+pub fn run_with<F>(builder: Builder, main: F) -> F::Output
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    let runner =
+        Runner::with_builder(builder).expect("corio::run_with: cannot create an event loop");
     let out = runner.run(main);
     runner.close();
     out
@@ -67,6 +90,7 @@ impl Runner {
 
     /// Runs `main` as a task named `main` until it completes and returns its output.
     /// Resumes its panic; panics if it was cancelled.
+    #[track_caller]
     pub fn run<F>(&self, main: F) -> F::Output
     where
         F: std::future::Future + 'static,
@@ -84,9 +108,19 @@ impl Runner {
         }
     }
 
-    /// Cancels the tasks still running, lets them finish their cleanup, closes the loop.
+    /// Cancels the tasks still running, lets them finish their cleanup, waits (up to 300 s,
+    /// as asyncio) for the default executor's threads to finish their jobs, closes the loop.
     pub fn close(self) {
         cancel_all_tasks(&self.ev);
+        if !self.ev.is_closed() && self.ev.core.default_executor.borrow().is_some() {
+            let ev = self.ev.clone();
+            let timeout = crate::executor::SHUTDOWN_TIMEOUT;
+            if !self.ev.run_until_complete(async move {
+                ev.shutdown_default_executor(Some(timeout)).await
+            }) {
+                log::warn!("corio: the default executor did not finish within {timeout:?}");
+            }
+        }
         self.ev.close();
     }
 }

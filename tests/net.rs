@@ -529,3 +529,31 @@ fn signals_interrupting_the_loop_neither_shorten_a_sleep_nor_stop_serving() {
         "the loop stopped serving under signals: {served}"
     );
 }
+
+/// A socket whose loop was closed, used from another loop: it used to spin forever (its
+/// registration was gone, so it looked ready, and the read kept saying `WouldBlock`).
+#[test]
+fn a_socket_read_after_its_loop_closed_errors_instead_of_spinning() {
+    let first = corio::EventLoop::new().unwrap();
+    let (stream, _peer) = first.run_until_complete(async {
+        let listener = corio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        (stream, client)
+    });
+    first.close();
+    let second = corio::EventLoop::new().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watchdog = std::thread::spawn(move || {
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the read spun instead of failing");
+    });
+    let mut buf = [0u8; 16];
+    let err = second
+        .run_until_complete(stream.read(&mut buf))
+        .unwrap_err();
+    tx.send(()).unwrap();
+    watchdog.join().unwrap();
+    assert!(err.to_string().contains("closed"), "{err}");
+}

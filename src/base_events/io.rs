@@ -160,6 +160,7 @@ impl IoTable {
             // ENOENT/EBADF only mean the kernel already forgot the fd; nothing to undo.
             let _ = selector.unregister(e.fd);
             out.wakers = [e.reader, e.writer];
+            out.callbacks = [e.reader_cb, e.writer_cb];
         }
         out
     }
@@ -190,19 +191,23 @@ impl IoTable {
         out
     }
 
-    /// `Ready` when the cached readiness allows `dir`; otherwise parks `cx`'s waker.
+    /// `Ready(Ok)` when the cached readiness allows `dir`; otherwise parks `cx`'s waker.
+    /// `Ready(Err)` when the entry is gone (its loop was closed).
     pub(crate) fn poll_ready(
         &mut self,
         key: IoKey,
         dir: Direction,
         cx: &mut Context<'_>,
-    ) -> Poll<()> {
+    ) -> Poll<io::Result<()>> {
         let Some(e) = self.entry(key) else {
-            // Deregistered (the loop closed): let the syscall report the state of the fd.
-            return Poll::Ready(());
+            // Deregistered: the loop was closed. No event will ever come, and trying the
+            // syscall until it stops saying `WouldBlock` would spin.
+            return Poll::Ready(Err(io::Error::other(
+                "the event loop this socket was registered with is closed",
+            )));
         };
         if e.readiness & dir.mask() != 0 {
-            return Poll::Ready(());
+            return Poll::Ready(Ok(()));
         }
         let slot = match dir {
             Direction::Read => &mut e.reader,
@@ -216,13 +221,52 @@ impl IoTable {
     }
 
     /// Forgets cached readiness for `dir` after the OS said `WouldBlock`.
+    ///
+    /// `ERROR` is forgotten too: a socket with a pending error reports it from the syscall
+    /// before it would say `WouldBlock`, so `WouldBlock` means the error was consumed. Without
+    /// this a non-fatal error (a UDP socket's ICMP "port unreachable", B09) stayed cached
+    /// forever and every later `poll_io` spun on `WouldBlock`.
     pub(crate) fn clear_readiness(&mut self, key: IoKey, dir: Direction) {
         if let Some(e) = self.entry(key) {
             match dir {
-                Direction::Read => e.readiness &= !(Event::READABLE),
-                Direction::Write => e.readiness &= !(Event::WRITABLE),
+                Direction::Read => e.readiness &= !(Event::READABLE | Event::ERROR),
+                Direction::Write => e.readiness &= !(Event::WRITABLE | Event::ERROR),
             }
         }
+    }
+
+    /// Whether the cached readiness allows `dir` (a deregistered key counts as ready, as in
+    /// [`poll_ready`](IoTable::poll_ready)). Parks nothing: for callback-driven users.
+    pub(crate) fn is_ready(&mut self, key: IoKey, dir: Direction) -> bool {
+        match self.entry(key) {
+            Some(e) => e.readiness & dir.mask() != 0,
+            None => true,
+        }
+    }
+
+    /// Installs (or removes) the callback queued whenever an event for `dir` arrives on an
+    /// owned (edge-triggered) entry: how transports are driven by loop callbacks instead of
+    /// tasks. No selector call: the registration already covers both directions. Returns the
+    /// old callback so the caller drops it outside the borrow.
+    pub(crate) fn set_owned_callback(
+        &mut self,
+        key: IoKey,
+        dir: Direction,
+        cb: Option<Rc<dyn HandleDyn>>,
+    ) -> Option<Rc<dyn HandleDyn>> {
+        let e = self.entry(key)?;
+        match dir {
+            Direction::Read => std::mem::replace(&mut e.reader_cb, cb),
+            Direction::Write => std::mem::replace(&mut e.writer_cb, cb),
+        }
+    }
+
+    /// Whether an owned entry has a callback for `dir`.
+    pub(crate) fn has_owned_callback(&mut self, key: IoKey, dir: Direction) -> bool {
+        self.entry(key).is_some_and(|e| match dir {
+            Direction::Read => e.reader_cb.is_some(),
+            Direction::Write => e.writer_cb.is_some(),
+        })
     }
 
     /// After a read that filled less than the buffer: the socket is drained, so forget
@@ -343,17 +387,28 @@ impl IoTable {
         parked: &mut bool,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
+        if *parked {
+            // Dispatch took our waker (and may have released the entry): the event came.
+            // Checked before `raw_key`, which would otherwise allocate a fresh entry for the
+            // fd and leave it behind once this wait completes.
+            let still_waiting = self.by_fd.get(&fd).is_some_and(|&index| {
+                let e = &self.entries[index as usize];
+                match dir {
+                    Direction::Read => e.reader.is_some(),
+                    Direction::Write => e.writer.is_some(),
+                }
+            });
+            if !still_waiting {
+                *parked = false;
+                return Poll::Ready(Ok(()));
+            }
+        }
         let key = self.raw_key(fd);
         let e = self.entry(key).expect("raw entry just found");
         let slot = match dir {
             Direction::Read => &mut e.reader,
             Direction::Write => &mut e.writer,
         };
-        if *parked && slot.is_none() {
-            // Dispatch took our waker: the event came.
-            *parked = false;
-            return Poll::Ready(Ok(()));
-        }
         match slot {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => *slot = Some(cx.waker().clone()),
@@ -387,6 +442,23 @@ impl IoTable {
     /// Number of registered fds (for the loop's debug dump).
     pub(crate) fn len(&self) -> usize {
         self.entries.iter().filter(|e| e.in_use).count()
+    }
+
+    /// For the loop dump (`EventLoop::dump`): each registered fd, whether it is one of
+    /// corio's own (owned) sockets, and whether a reader / writer (task or callback) waits.
+    pub(crate) fn describe(&self) -> Vec<(RawFd, bool, bool, bool)> {
+        self.entries
+            .iter()
+            .filter(|e| e.in_use)
+            .map(|e| {
+                (
+                    e.fd,
+                    !e.raw,
+                    e.reader.is_some() || e.reader_cb.is_some(),
+                    e.writer.is_some() || e.writer_cb.is_some(),
+                )
+            })
+            .collect()
     }
 
     /// Unregisters everything (loop close) and hands back what was parked.

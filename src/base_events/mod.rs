@@ -76,6 +76,10 @@ pub(crate) struct Core {
     pub(crate) debug: Cell<bool>,
     pub(crate) slow_callback_duration: Cell<Duration>,
     next_task_id: Cell<u64>,
+    /// Signal handlers and waiters of this loop (`add_signal_handler`, `signal::wait`).
+    pub(crate) signals: RefCell<crate::signal::LoopSignals>,
+    /// The executor `run_in_executor(None, ..)` uses, made on first use.
+    pub(crate) default_executor: RefCell<Option<crate::executor::ThreadPoolExecutor>>,
 }
 
 thread_local! {
@@ -136,7 +140,20 @@ impl Drop for EnterGuard {
 }
 
 /// What the loop's exception handler is told (asyncio's `context` dict).
-#[derive(Debug, Clone, Default)]
+///
+/// Build one with struct update syntax to report your own problems through
+/// [`EventLoop::call_exception_handler`]:
+///
+/// ```
+/// let ctx = corio::ExceptionContext {
+///     message: "cache refresh failed".into(),
+///     error: Some("timed out".into()),
+///     ..Default::default()
+/// };
+/// assert_eq!(ctx.level, log::Level::Error);
+/// assert_eq!(ctx.to_string(), "cache refresh failed: timed out");
+/// ```
+#[derive(Debug, Clone)]
 pub struct ExceptionContext {
     /// What happened, e.g. `"Exception in callback"` or `"Task exception was never retrieved"`.
     pub message: String,
@@ -144,16 +161,45 @@ pub struct ExceptionContext {
     pub task: Option<String>,
     /// The panic message, when a panic is being reported.
     pub panic: Option<String>,
+    /// The error, when an error value (not a panic) is being reported, e.g. the one set on a
+    /// [`Future`](crate::Future) that nobody retrieved.
+    pub error: Option<String>,
+    /// Where the task, future or callback concerned was created (kept in debug mode; see
+    /// [`crate::debug`]).
+    pub created_at: Option<&'static std::panic::Location<'static>>,
+    /// How serious it is: `Error` (the default) for lost panics and errors and destroyed
+    /// tasks, `Warn` for slow callbacks and unclosed resources. The default handler logs at
+    /// this level.
+    pub level: log::Level,
+}
+
+impl Default for ExceptionContext {
+    fn default() -> Self {
+        ExceptionContext {
+            message: String::new(),
+            task: None,
+            panic: None,
+            error: None,
+            created_at: None,
+            level: log::Level::Error,
+        }
+    }
 }
 
 impl fmt::Display for ExceptionContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
-        if let Some(t) = &self.task {
-            write!(f, " (task {t})")?;
+        match (&self.task, self.created_at) {
+            (Some(t), Some(at)) => write!(f, " (task {t}, created at {at})")?,
+            (Some(t), None) => write!(f, " (task {t})")?,
+            (None, Some(at)) => write!(f, " (created at {at})")?,
+            (None, None) => {}
         }
         if let Some(p) = &self.panic {
             write!(f, ": {p}")?;
+        }
+        if let Some(e) = &self.error {
+            write!(f, ": {e}")?;
         }
         Ok(())
     }
@@ -169,7 +215,35 @@ impl ExceptionContext {
                     .unwrap_or("<non-string panic payload>")
                     .to_string(),
             ),
+            ..Default::default()
         }
+    }
+
+    /// A report at WARN (slow callbacks, unclosed resources).
+    pub(crate) fn warning(message: String) -> Self {
+        ExceptionContext {
+            message,
+            level: log::Level::Warn,
+            ..Default::default()
+        }
+    }
+
+    /// The same report about the task named `name`.
+    pub(crate) fn with_task(mut self, name: String) -> Self {
+        self.task = Some(name);
+        self
+    }
+
+    /// The same report with the error `error`.
+    pub(crate) fn with_error(mut self, error: String) -> Self {
+        self.error = Some(error);
+        self
+    }
+
+    /// The same report, saying where its subject was created (if known).
+    pub(crate) fn created(mut self, at: Option<&'static std::panic::Location<'static>>) -> Self {
+        self.created_at = at;
+        self
     }
 }
 
@@ -236,6 +310,8 @@ impl Builder {
             debug: Cell::new(debug),
             slow_callback_duration: Cell::new(DEFAULT_SLOW_CALLBACK),
             next_task_id: Cell::new(1),
+            signals: RefCell::default(),
+            default_executor: RefCell::new(None),
         };
         Ok(EventLoop {
             core: Rc::new(core),
@@ -339,10 +415,21 @@ impl Core {
             }
             for event in events.iter() {
                 let wake = self.io.borrow_mut().dispatch(&*self.shared.selector, event);
-                for w in wake.wakers.into_iter().flatten() {
+                // Plain `if let`s: an iterator over the two-slot arrays cost ~10% of a round trip.
+                let io::Wakeups {
+                    wakers: [reader, writer],
+                    callbacks: [reader_cb, writer_cb],
+                } = wake;
+                if let Some(w) = reader {
                     w.wake();
                 }
-                for h in wake.callbacks.into_iter().flatten() {
+                if let Some(w) = writer {
+                    w.wake();
+                }
+                if let Some(h) = reader_cb {
+                    self.push_ready(Ready::Handle(h));
+                }
+                if let Some(h) = writer_cb {
                     self.push_ready(Ready::Handle(h));
                 }
             }
@@ -387,20 +474,13 @@ impl Core {
         }
         let started = self.debug.get().then(Instant::now);
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| h.run())) {
-            self.report(ExceptionContext::panic(
-                "Exception in callback",
-                None,
-                p.as_ref(),
-            ));
+            self.report(
+                ExceptionContext::panic("Exception in callback", None, p.as_ref())
+                    .created(h.created_at()),
+            );
         }
         if let Some(t0) = started {
-            let took = t0.elapsed();
-            if took >= self.slow_callback_duration.get() {
-                log_warn(&format!(
-                    "Executing callback took {:.3} seconds",
-                    took.as_secs_f64()
-                ));
-            }
+            crate::debug::after_callback(self, &**h, t0.elapsed());
         }
     }
 
@@ -438,6 +518,13 @@ impl Core {
             let remote = self.shared.close();
             self.timers.borrow_mut().clear();
             let parked = self.io.borrow_mut().clear(&*self.shared.selector);
+            // Tell the callbacks of owned fds (transports, servers) that the loop is gone:
+            // they drop their protocol and close their fd, breaking their `Rc` cycles.
+            for w in &parked {
+                for h in w.callbacks.iter().flatten() {
+                    h.cancel();
+                }
+            }
             let quiet =
                 tasks.is_empty() && ready.is_empty() && remote.is_empty() && parked.is_empty();
             drop((tasks, ready, remote, parked));
@@ -445,22 +532,24 @@ impl Core {
                 break;
             }
         }
+        // Signal handlers go (their fds were unregistered with the rest just above), and the
+        // default executor is shut down without waiting (asyncio's `close`).
+        drop(self.signals.take());
+        crate::executor::shutdown_on_close(self.default_executor.take());
     }
 }
 
-fn log_warn(msg: &str) {
-    if log::log_enabled!(log::Level::Warn) {
-        log::warn!("{msg}");
-    } else {
-        eprintln!("corio: {msg}");
-    }
-}
-
-/// The handler used when none is set: logs at ERROR through `log`, or writes to stderr when
-/// no logger is installed (asyncio's `default_exception_handler`).
+/// The handler used when none is set (asyncio's `default_exception_handler`): logs `ctx`
+/// through the `log` facade at `ctx.level` (ERROR, or WARN for slow callbacks and unclosed
+/// resources), or writes it to stderr, prefixed `corio: `, when no logger is installed.
+///
+/// A custom handler can end with a call to this one to keep the logging.
 pub fn default_exception_handler(ctx: &ExceptionContext) {
-    if log::log_enabled!(log::Level::Error) {
-        log::error!("{ctx}");
+    // `max_level` stays `Off` until a logger is installed (and sets a level): then the
+    // logger and its filters decide; without one, stderr is the last resort (as Python's
+    // `logging.lastResort`).
+    if log::max_level() != log::LevelFilter::Off {
+        log::log!(ctx.level, "{ctx}");
     } else {
         eprintln!("corio: {ctx}");
     }
@@ -570,28 +659,57 @@ impl EventLoop {
         self.core.now()
     }
 
+    /// Panics if the loop is closed (and, in debug mode, if called off the loop's thread).
+    /// Small enough to inline: the panics are out of line.
+    #[inline]
     fn check_open(&self, what: &str) {
-        assert!(!self.core.closed.get(), "{what}: Event loop is closed");
+        if self.core.debug.get() {
+            crate::debug::check_thread(&self.core, what);
+        }
+        if self.core.closed.get() {
+            closed_panic(what);
+        }
+    }
+
+    /// A one-shot handle for `f`, run in the scheduler's context (see
+    /// [`crate::contextvars`]) and, in debug mode, remembering the caller's location.
+    #[track_caller]
+    fn once_handle(&self, f: impl FnOnce() + 'static) -> Rc<dyn HandleDyn> {
+        let debug = self.core.debug.get();
+        if !debug && !crate::contextvars::in_use() {
+            return OnceHandle::boxed(f);
+        }
+        // `Location::caller()` called here (not passed to `then`) is our caller's caller.
+        let at = debug.then_some(std::panic::Location::caller());
+        match crate::contextvars::capture_for_callback() {
+            None => OnceHandle::boxed_at(f, at),
+            Some(ctx) => OnceHandle::boxed_at(move || ctx.run(f), at),
+        }
     }
 
     /// Schedules `f` to run in a later turn of the loop, after the callbacks already queued.
+    /// `f` runs in a snapshot of the caller's context ([`crate::contextvars`]).
+    #[track_caller]
     pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Handle {
         self.check_open("call_soon");
-        let inner = OnceHandle::boxed(f);
+        let inner = self.once_handle(f);
         self.core.call_soon_dyn(inner.clone());
         Handle { inner }
     }
 
     /// Schedules `f` to run once `delay` has passed (never earlier).
+    #[track_caller]
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimerHandle {
+        self.check_open("call_later");
         self.call_at(deadline_after(self.time(), delay), f)
     }
 
     /// Schedules `f` to run at `when` on the loop's clock. Timers with the same deadline run
     /// in the order they were scheduled.
+    #[track_caller]
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
         self.check_open("call_at");
-        let inner = OnceHandle::boxed(f);
+        let inner = self.once_handle(f);
         let key = self
             .core
             .timers
@@ -613,12 +731,14 @@ impl EventLoop {
     }
 
     /// Schedules `f` through the thread-safe queue (asyncio's `call_soon_threadsafe`). Other
-    /// threads use [`EventLoop::remote`] to get a handle they can hold.
+    /// threads use [`EventLoop::remote`] to get a handle they can hold: see
+    /// [`Remote::call_soon_threadsafe`], the door for other threads.
     pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> bool {
         self.core.shared.push(RemoteItem::Callback(Box::new(f)))
     }
 
     /// Wraps `fut` in a [`Task`] scheduled on this loop (asyncio's `loop.create_task`).
+    #[track_caller]
     pub fn create_task<F>(&self, fut: F) -> Task<F::Output>
     where
         F: std::future::Future + 'static,
@@ -629,6 +749,7 @@ impl EventLoop {
     }
 
     /// Like [`create_task`](EventLoop::create_task) with a name.
+    #[track_caller]
     pub fn create_task_named<F>(&self, name: impl Into<String>, fut: F) -> Task<F::Output>
     where
         F: std::future::Future + 'static,
@@ -639,6 +760,7 @@ impl EventLoop {
     }
 
     /// A new pending [`Future`](crate::Future) bound to this loop (asyncio's `create_future`).
+    #[track_caller]
     pub fn create_future<T: 'static>(&self) -> crate::Future<T> {
         crate::Future::new_on(self.core.clone())
     }
@@ -781,7 +903,8 @@ impl EventLoop {
         self.core.report(ctx);
     }
 
-    /// Turns debug mode on or off (asyncio's `set_debug`).
+    /// Turns debug mode on or off (asyncio's `set_debug`), at any time; see [`crate::debug`]
+    /// for what it does. Tasks spawned while it was off have no recorded spawn site.
     pub fn set_debug(&self, on: bool) {
         self.core.debug.set(on);
     }
@@ -800,6 +923,12 @@ impl EventLoop {
     pub fn all_tasks(&self) -> Vec<TaskRef> {
         self.core.tasks.borrow().live()
     }
+}
+
+#[cold]
+#[inline(never)]
+fn closed_panic(what: &str) -> ! {
+    panic!("{what}: Event loop is closed")
 }
 
 /// Clears `running` when a run ends, even by panic.

@@ -139,6 +139,16 @@ pub struct Remote {
 impl Remote {
     /// Schedules `f` to run on the loop's thread, in a later turn, from any thread.
     /// Returns `false` (and drops `f`) if the loop is already closed.
+    ///
+    /// This is **the door for other threads**: the only way, with task wakers, for code on
+    /// another thread to make something happen on the loop. Everything thread-facing in corio
+    /// goes through one of the two: [`run_coroutine_threadsafe`](crate::run_coroutine_threadsafe)
+    /// sends the closure that builds its future this way; executor jobs
+    /// ([`to_thread`](crate::to_thread)) and the SIGCHLD watcher wake the waiting task's waker.
+    /// `f` must be `Send`: it is made on one thread and run on another.
+    ///
+    /// Not async-signal-safe (it takes a lock): from a signal handler use
+    /// [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler) instead.
     pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> bool {
         self.shared.push(RemoteItem::Callback(Box::new(f)))
     }

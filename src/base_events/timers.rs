@@ -38,6 +38,14 @@ pub(crate) struct TimerKey {
     generation: u32,
 }
 
+impl TimerKey {
+    /// A key no timer ever has (slot `u32::MAX` is never allocated): a sentinel for callers.
+    pub(crate) const NONE: TimerKey = TimerKey {
+        slot: u32::MAX,
+        generation: 0,
+    };
+}
+
 /// One timer. Flat on purpose: tag, generation and a 16-byte payload make 24 bytes.
 enum Slot {
     /// Free; the number is the next free slot (a free list threaded through the slab).

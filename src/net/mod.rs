@@ -20,10 +20,13 @@
 //! Writes use `send(MSG_NOSIGNAL)` (through std), so a closed peer gives `EPIPE` as an
 //! error and never kills the process with `SIGPIPE`.
 
+pub(crate) mod addr;
 mod sock;
 mod tcp;
+pub(crate) mod udp;
 
-pub use self::tcp::{TcpListener, TcpStream};
+pub use self::addr::ToSocketAddrs;
+pub use self::tcp::{DEFAULT_BACKLOG, TcpListener, TcpStream};
 
 use std::io;
 use std::os::fd::RawFd;
@@ -32,6 +35,7 @@ use std::task::{Context, Poll};
 
 use crate::base_events::io::{Direction, IoKey};
 use crate::base_events::{Core, expect_current};
+use crate::events::HandleDyn;
 
 /// An fd registered with the loop for its lifetime (edge-triggered, both directions).
 /// Must be dropped before the fd is closed (struct fields drop in declaration order).
@@ -63,26 +67,118 @@ impl Registration {
         &self,
         dir: Direction,
         cx: &mut Context<'_>,
-        mut op: impl FnMut() -> io::Result<R>,
+        op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        self.poll_io_then(dir, cx, op, |_, _| false)
+    }
+
+    /// A `read` into a buffer of `len` bytes: also forgets readability after a short read
+    /// (see `IoTable::clear_after_short_read`), saving the read that would only say `EAGAIN`.
+    pub(crate) fn poll_read_io(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io_then(Direction::Read, cx, op, |io, n| {
+            if *n > 0 && *n < len {
+                io.clear_after_short_read(self.key);
+            }
+            false
+        })
+    }
+
+    /// A `write` of `len` bytes: a partial write means the send buffer is full, so the next
+    /// write would only say `EAGAIN`; forget writability until the next edge.
+    pub(crate) fn poll_write_io(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io_then(Direction::Write, cx, op, |_, n| *n < len)
+    }
+
+    /// The one loop behind every operation: check the cached readiness (parking the waker
+    /// when not ready), run the syscall, forget readiness on `WouldBlock`, and let `after`
+    /// look at a success (returning `true` forgets readiness for `dir`). One borrow of the
+    /// I/O table for all of it: `op` is a bare syscall and must not touch the loop.
+    fn poll_io_then<R>(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut() -> io::Result<R>,
+        after: impl FnOnce(&mut crate::base_events::io::IoTable, &R) -> bool,
+    ) -> Poll<io::Result<R>> {
+        let mut io = self.core.io.borrow_mut();
         loop {
-            if self
-                .core
-                .io
-                .borrow_mut()
-                .poll_ready(self.key, dir, cx)
-                .is_pending()
-            {
-                return Poll::Pending;
+            match io.poll_ready(self.key, dir, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    io.clear_readiness(self.key, dir);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(r) => {
+                    if after(&mut io, &r) {
+                        io.clear_readiness(self.key, dir);
+                    }
+                    return Poll::Ready(Ok(r));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Runs `op` if the cached readiness allows `dir`, without parking anything: the
+    /// callback-driven form of [`poll_io`](Registration::poll_io), used by transports. `None`
+    /// means "not ready" (known from the cache, or just learnt from `WouldBlock`).
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Option<io::Result<R>> {
+        loop {
+            if !self.core.io.borrow_mut().is_ready(self.key, dir) {
+                return None;
             }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.core.io.borrow_mut().clear_readiness(self.key, dir);
+                    return None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return Poll::Ready(r),
+                r => return Some(r),
             }
         }
+    }
+
+    /// Whether the cached readiness allows `dir`.
+    pub(crate) fn is_ready(&self, dir: Direction) -> bool {
+        self.core.io.borrow_mut().is_ready(self.key, dir)
+    }
+
+    /// Sets (or with `None` removes) the callback the loop queues on each event for `dir`.
+    pub(crate) fn set_callback(&self, dir: Direction, cb: Option<Rc<dyn HandleDyn>>) {
+        let old = self
+            .core
+            .io
+            .borrow_mut()
+            .set_owned_callback(self.key, dir, cb);
+        drop(old);
+    }
+
+    /// Whether a callback is set for `dir`.
+    pub(crate) fn has_callback(&self, dir: Direction) -> bool {
+        self.core.io.borrow_mut().has_owned_callback(self.key, dir)
+    }
+
+    /// The loop this fd is registered with.
+    pub(crate) fn core(&self) -> &Rc<Core> {
+        &self.core
     }
 
     pub(crate) fn clear_after_short_read(&self) {

@@ -164,8 +164,10 @@ pub struct TcpStream {
 
 impl TcpStream {
     /// Connects to `addr` (asyncio's `sock_connect`; `open_connection` without streams).
-    /// Tries each resolved address in turn. The future may be dropped to give up (as
-    /// `wait_for` does); the half-open socket is closed.
+    /// Tries each resolved address in turn. A host name (`"localhost:8080"`,
+    /// `("example.org", 80)`) is resolved on the executor ([`getaddrinfo`](crate::getaddrinfo)),
+    /// a literal address at once. The future may be dropped to give up (as `wait_for` does);
+    /// the half-open socket is closed.
     ///
     /// ```
     /// corio::run(async {
@@ -174,9 +176,9 @@ impl TcpStream {
     ///     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     /// });
     /// ```
-    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+    pub async fn connect(addr: impl super::ToSocketAddrs) -> io::Result<TcpStream> {
         let mut last = None;
-        for a in resolve(addr)? {
+        for a in super::addr::resolve(&addr).await? {
             match Self::connect_addr(a).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
@@ -230,15 +232,8 @@ impl TcpStream {
 
     /// The poll form of [`read`](TcpStream::read).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let out = self
-            .reg
-            .poll_io(Direction::Read, cx, || (&self.sock).read(buf));
-        if let Poll::Ready(Ok(n)) = out {
-            if n > 0 && n < buf.len() {
-                self.reg.clear_after_short_read();
-            }
-        }
-        out
+        let len = buf.len();
+        self.reg.poll_read_io(cx, len, || (&self.sock).read(buf))
     }
 
     /// Writes some of `buf`, returning how much was written.
@@ -248,16 +243,8 @@ impl TcpStream {
 
     /// The poll form of [`write`](TcpStream::write).
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let out = self
-            .reg
-            .poll_io(Direction::Write, cx, || (&self.sock).write(buf));
-        if let Poll::Ready(Ok(n)) = out {
-            if n < buf.len() {
-                // The send buffer is full: the next write would only say EAGAIN.
-                self.reg.clear_readiness(Direction::Write);
-            }
-        }
-        out
+        self.reg
+            .poll_write_io(cx, buf.len(), || (&self.sock).write(buf))
     }
 
     /// Writes all of `buf` (asyncio's `sock_sendall`). If the future is dropped part-way,

@@ -16,7 +16,8 @@
 //! | `epoll.rs` | `epoll_create1`, `epoll_ctl`, `epoll_wait` (Linux, Android) |
 //! | `notify.rs` | the wake-up descriptor: an eventfd, or a pipe where eventfd is blocked (Linux, Android) |
 //! | `poller.rs` | the two `unsafe` entry points of the `polling` crate |
-//! | here | [`raise_nofile_limit`], [`accept4`] and the `syscall!` helper |
+//! | `process.rs` | pidfd calls, `waitid`/`waitpid`, `kill`, the child's `close_range` hook, `getnameinfo` |
+//! | here | [`raise_nofile_limit`], [`accept4`], [`set_nonblocking`], [`pipe`] and the `syscall!` helper |
 
 use std::io;
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ pub(crate) mod epoll;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod notify;
 pub(crate) mod poller;
+pub(crate) mod process;
 
 /// Raises the soft limit on open file descriptors (`RLIMIT_NOFILE`) to the hard limit.
 ///
@@ -125,4 +127,47 @@ pub(crate) fn accept4(listener: impl AsFd) -> io::Result<(OwnedFd, SocketAddr)> 
         )
     })?;
     Ok((OwnedFd::from(socket), addr))
+}
+
+/// Sets (`on`) or clears `O_NONBLOCK` on any fd (a pipe, a tty, a socket); returns whether it
+/// was set before, so a caller that borrowed a shared fd (stdin) can restore it.
+pub(crate) fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>, on: bool) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: `fcntl(F_GETFL)` takes no pointer argument; `raw` is open for the whole call
+    // because `fd` borrows it.
+    let flags = syscall!(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+    let was = flags & libc::O_NONBLOCK != 0;
+    let wanted = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
+        // SAFETY: `fcntl(F_SETFL, int)` takes an integer, no pointer; `raw` is open (see above).
+        syscall!(unsafe { libc::fcntl(raw, libc::F_SETFL, wanted) })?;
+    }
+    Ok(was)
+}
+
+/// A new pipe, both ends close-on-exec (and blocking): `(read end, write end)`.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: `pipe2` writes exactly two ints through the pointer, and `fds` is a writable
+    // array of two ints that outlives the call.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    syscall!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: as above for `pipe`; close-on-exec is set just below.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    syscall!(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+    // SAFETY: on success both ints are fresh fds that nothing else owns; each is wrapped once.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    for fd in [&r, &w] {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `fcntl(F_SETFD, int)` takes no pointer; the fd is open (owned just above).
+        syscall!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    }
+    Ok((r, w))
 }

@@ -40,20 +40,83 @@ thread_local! {
 /// ```
 pub fn catch_cancel<F: std::future::Future>(fut: F) -> CatchCancel<F> {
     CatchCancel {
+        scope: CancelScope::default(),
         inner: Some(Box::pin(fut)),
-        id: 0,
     }
 }
 
 /// The future returned by [`catch_cancel`].
 pub struct CatchCancel<F> {
+    // Declared first so it is unregistered before `inner` drops, as before the split.
+    scope: CancelScope,
     inner: Option<Pin<Box<F>>>,
-    /// Scope id in the current task's scope stack; 0 until first polled inside a task.
+}
+
+/// A cancellation scope's entry in the current task's scope stack: what [`CatchCancel`] is
+/// made of, for combinators that keep their inner future themselves (timeouts, task groups).
+///
+/// Outside a task nothing is registered and nothing is ever delivered.
+#[derive(Debug, Default)]
+pub(crate) struct CancelScope {
+    /// Scope id in the current task's scope stack; 0 while not registered.
     id: u16,
 }
 
-impl<F> CatchCancel<F> {
-    fn unregister(&mut self, h: &Header) {
+impl CancelScope {
+    /// Registers the scope on the first call inside a task, and refreshes its waker on later
+    /// ones; returns whether a cancellation has been delivered to it (see [`take`](Self::take)).
+    pub(crate) fn poll_delivered(&mut self, cx: &Context<'_>) -> bool {
+        raw::with_current_header(|h| {
+            if self.id == 0 {
+                self.id = NEXT_SCOPE.with(|n| n.replace(n.get().wrapping_add(1).max(1)));
+                let id = self.id;
+                h.with_extra(|e| e.scopes.push((id, Some(cx.waker().clone()))));
+            } else {
+                let id = self.id;
+                h.with_extra(|e| {
+                    if let Some((_, w)) = e.scopes.iter_mut().find(|(s, _)| *s == id) {
+                        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *w = Some(cx.waker().clone());
+                        }
+                    }
+                });
+            }
+            h.delivered_to.get() == self.id
+        })
+        .unwrap_or(false)
+    }
+
+    /// Takes the cancellation delivered to this scope (after `poll_delivered` said so) and
+    /// unregisters the scope; a later `poll_delivered` registers it again, innermost.
+    pub(crate) fn take(&mut self) -> Cancelled {
+        raw::with_current_header(|h| {
+            h.delivered_to.set(0);
+            h.cancel_pending.set(false);
+            let c = h.take_cancel_msg();
+            self.exit_with(h);
+            c
+        })
+        .unwrap_or_default()
+    }
+
+    /// Whether no scope was registered inside this one since (true outside a task).
+    pub(crate) fn is_innermost(&self) -> bool {
+        raw::with_current_header(|h| {
+            h.peek_extra(|e| e.and_then(|e| e.scopes.last().map(|(s, _)| *s)))
+                .is_none_or(|s| s == self.id)
+        })
+        .unwrap_or(true)
+    }
+
+    /// Unregisters the scope; a cancellation delivered to it and not taken is handed back to
+    /// be delivered again at the task's next step.
+    pub(crate) fn exit(&mut self) {
+        if self.id != 0 {
+            let _ = raw::with_current_header(|h| self.exit_with(h));
+        }
+    }
+
+    fn exit_with(&mut self, h: &Header) {
         if self.id == 0 {
             return;
         }
@@ -73,39 +136,31 @@ impl<F> CatchCancel<F> {
     }
 }
 
+impl Drop for CancelScope {
+    fn drop(&mut self) {
+        self.exit();
+    }
+}
+
+/// Ends the current task as cancelled with `c` at its next step, unless an enclosing scope
+/// catches it ([`Cancelled::reraise`] without the `.await`). Does nothing outside a task.
+pub(crate) fn reraise_current(c: &Cancelled) {
+    if let Some(t) = raw::current_task() {
+        let h = t.header();
+        h.with_extra(|e| e.cancel_msg = c.arc_message());
+        h.cancel_pending.set(true);
+        raw::schedule(t);
+    }
+}
+
 impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
     type Output = Result<F::Output, Cancelled>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         assert!(this.inner.is_some(), "CatchCancel polled after completion");
-        let caught = raw::with_current_header(|h| {
-            if this.id == 0 {
-                this.id = NEXT_SCOPE.with(|n| n.replace(n.get().wrapping_add(1).max(1)));
-                let id = this.id;
-                h.with_extra(|e| e.scopes.push((id, Some(cx.waker().clone()))));
-            } else {
-                let id = this.id;
-                h.with_extra(|e| {
-                    if let Some((_, w)) = e.scopes.iter_mut().find(|(s, _)| *s == id) {
-                        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                            *w = Some(cx.waker().clone());
-                        }
-                    }
-                });
-            }
-            if h.delivered_to.get() == this.id {
-                h.delivered_to.set(0);
-                h.cancel_pending.set(false);
-                let c = h.take_cancel_msg();
-                this.unregister(h);
-                Some(c)
-            } else {
-                None
-            }
-        })
-        .flatten();
-        if let Some(c) = caught {
+        if this.scope.poll_delivered(cx) {
+            let c = this.scope.take();
             let inner = this.inner.take();
             raw::drop_as_cancellation(&c, move || drop(inner));
             return Poll::Ready(Err(c));
@@ -119,18 +174,10 @@ impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
         match out {
             Poll::Ready(v) => {
                 this.inner = None;
-                let _ = raw::with_current_header(|h| this.unregister(h));
+                this.scope.exit();
                 Poll::Ready(Ok(v))
             }
             Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<F> Drop for CatchCancel<F> {
-    fn drop(&mut self) {
-        if self.id != 0 {
-            let _ = raw::with_current_header(|h| self.unregister(h));
         }
     }
 }
@@ -162,12 +209,7 @@ impl Cancelled {
     /// });
     /// ```
     pub async fn reraise<T>(self) -> T {
-        if let Some(t) = raw::current_task() {
-            let h = t.header();
-            h.with_extra(|e| e.cancel_msg = self.arc_message());
-            h.cancel_pending.set(true);
-            raw::schedule(t);
-        }
+        reraise_current(&self);
         std::future::pending().await
     }
 }

@@ -20,11 +20,18 @@
 //! another task or a [`Future`](crate::Future) cancels that too. See DESIGN.md, "Cancellation".
 
 mod cancel;
+mod compose;
 #[allow(unsafe_code)]
 pub(crate) mod raw;
 mod sleep;
 
+pub(crate) use self::cancel::{CancelScope, reraise_current};
 pub use self::cancel::{CatchCancel, catch_cancel};
+pub use self::compose::{
+    AsCompleted, Gather, Gather2, Gather3, Gather4, Gather5, Gather6, GatherAll, GatherAll2,
+    GatherAll3, GatherAll4, GatherAll5, GatherAll6, Next, ReturnWhen, Shield, Wait, as_completed,
+    gather, gather2, gather3, gather4, gather5, gather6, shield, wait,
+};
 pub use self::sleep::{Sleep, YieldNow, sleep, sleep_until, yield_now};
 
 use std::fmt;
@@ -39,12 +46,30 @@ use self::raw::{JoinTarget, NotSend, Outcome, RawTask, TaskCell};
 
 pub(crate) use self::raw::without_current_task as poll_outside_task;
 
+/// Spawns `fut` on `core`; the caller's location is where the task was created (debug
+/// mode), so callers that want their own caller's location are `#[track_caller]` too.
+#[track_caller]
 pub(crate) fn spawn_on<F>(core: &Rc<Core>, fut: F, name: Option<String>) -> Task<F::Output>
 where
     F: std::future::Future + 'static,
     F::Output: 'static,
 {
-    let cell = TaskCell::spawn(core, fut, name);
+    spawn_on_at(core, fut, name, std::panic::Location::caller())
+}
+
+/// [`spawn_on`] with the creation site given (for callers that go through a closure, which
+/// `#[track_caller]` does not see through).
+pub(crate) fn spawn_on_at<F>(
+    core: &Rc<Core>,
+    fut: F,
+    name: Option<String>,
+    at: &'static std::panic::Location<'static>,
+) -> Task<F::Output>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    let cell = TaskCell::spawn(core, fut, name, at);
     Task {
         raw: cell,
         _not_send: NotSend::default(),
@@ -70,9 +95,13 @@ where
     F: std::future::Future + 'static,
     F::Output: 'static,
 {
+    let at = std::panic::Location::caller();
     expect_current("spawn", |core| {
         assert!(!core.is_closed(), "spawn: Event loop is closed");
-        spawn_on(core, fut, None)
+        if core.debug.get() {
+            crate::debug::check_thread(core, "spawn");
+        }
+        spawn_on_at(core, fut, None, at)
     })
 }
 
@@ -205,6 +234,25 @@ macro_rules! task_methods {
                 e.map_or((0, std::time::Duration::ZERO), |e| (e.polls, e.poll_time))
             })
         }
+
+        /// The task's name, state, poll count and time, and where it was spawned: what
+        /// [`EventLoop::dump`](crate::EventLoop::dump) lists (see [`crate::debug`]).
+        pub fn info(&self) -> crate::debug::TaskInfo {
+            crate::debug::TaskInfo::of(self.raw.header())
+        }
+
+        /// Where the task was spawned, if debug mode was on then (the caller of `spawn` or
+        /// `create_task`).
+        ///
+        /// ```
+        /// corio::run_with(corio::EventLoop::builder().debug(true), async {
+        ///     let t = corio::spawn(async {});
+        ///     assert_eq!(t.created_at().unwrap().line(), line!() - 1);
+        /// });
+        /// ```
+        pub fn created_at(&self) -> Option<&'static std::panic::Location<'static>> {
+            self.raw.header().created_at()
+        }
     };
 }
 
@@ -247,6 +295,13 @@ impl<T: 'static> Task<T> {
     pub fn as_ref(&self) -> TaskRef {
         TaskRef::from_raw(self.raw.clone().as_dyn())
     }
+
+    /// `Ready` once the task is done, without taking its output and without marking the
+    /// handle awaited (so dropping it later never cancels the task): for `wait`,
+    /// `as_completed` and `shield`, which own the handle.
+    pub(crate) fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.raw.header().poll_done(cx)
+    }
 }
 
 impl<T: 'static> std::future::Future for Task<T> {
@@ -273,6 +328,7 @@ impl<T: 'static> Drop for Task<T> {
                 if let Some(c) = raw::cancelling_now() {
                     let raw = self.raw.clone().as_dyn();
                     request_cancel(&raw, c.message().map(String::from), false);
+                    raw::note_orphan(&raw);
                 }
             }
             h.detached.set(true);
@@ -284,10 +340,9 @@ impl<T: 'static> Drop for Task<T> {
                 "Task exception was never retrieved",
                 Some(h.name()),
                 p.as_ref(),
-            );
-            if with_current(|core| core.report(ctx.clone())).is_none() {
-                crate::base_events::default_exception_handler(&ctx);
-            }
+            )
+            .created(h.created_at());
+            crate::debug::report_anywhere(ctx);
         }
     }
 }
@@ -311,6 +366,12 @@ impl TaskRef {
             raw,
             _not_send: NotSend::default(),
         }
+    }
+
+    /// `Ready` once the task is done. Uses the task's join slot: only for a task whose
+    /// `Task<T>` handle is gone (an orphan, see `raw::drop_collecting_orphans`).
+    pub(crate) fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.raw.header().poll_done(cx)
     }
 
     task_methods!();

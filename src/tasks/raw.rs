@@ -77,6 +77,9 @@ pub(crate) struct Extra {
     pub(crate) created_at: Option<&'static std::panic::Location<'static>>,
     pub(crate) polls: u64,
     pub(crate) poll_time: std::time::Duration,
+    /// The task's context variables (empty unless some were set: see `contextvars`).
+    /// Holds `Rc`s: emptied when the task finishes or is destroyed, on the loop thread.
+    pub(crate) context: crate::contextvars::Context,
 }
 
 /// The part of a task that does not depend on its future's type.
@@ -115,6 +118,16 @@ impl Header {
         self.state.load(Ordering::Acquire) & DONE != 0
     }
 
+    /// Whether the task is in a ready queue (for the loop dump).
+    pub(crate) fn is_scheduled(&self) -> bool {
+        self.state.load(Ordering::Acquire) & SCHEDULED != 0
+    }
+
+    /// Where the task was spawned, if it was spawned in debug mode.
+    pub(crate) fn created_at(&self) -> Option<&'static std::panic::Location<'static>> {
+        self.peek_extra(|e| e.and_then(|e| e.created_at))
+    }
+
     /// Runs `f` on the task's extra data, creating it on first use. `f` must not call
     /// `with_extra` (or `peek_extra`) on the same task again.
     pub(crate) fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
@@ -139,6 +152,21 @@ impl Header {
 
     pub(crate) fn take_cancel_msg(&self) -> Cancelled {
         Cancelled::from_arc(self.with_extra(|e| e.cancel_msg.clone()))
+    }
+
+    /// `Ready` once the task is done; otherwise parks `cx`'s waker in the join slot, without
+    /// taking the output. The join slot holds one waker: only for a task whose `Task<T>`
+    /// handle is owned by the caller (or gone), so nothing else awaits it meanwhile.
+    pub(crate) fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_done() {
+            return Poll::Ready(());
+        }
+        let w = match self.join_waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.join_waker.set(Some(w));
+        Poll::Pending
     }
 }
 
@@ -204,6 +232,9 @@ thread_local! {
     /// While a cancelled task's future is being dropped: the cancellation, so that what
     /// it was awaiting (a task, a future) is cancelled too, as in asyncio.
     static CANCELLING: RefCell<Option<Cancelled>> = const { RefCell::new(None) };
+    /// While [`drop_collecting_orphans`] runs: the tasks that the drop cancelled because
+    /// they were being awaited, so that the caller can wait for their cleanup.
+    static ORPHANS: RefCell<Option<Vec<Arc<dyn RawTask>>>> = const { RefCell::new(None) };
 }
 
 impl CurrentTask {
@@ -271,6 +302,33 @@ pub(crate) fn drop_as_cancellation<R>(c: &Cancelled, f: impl FnOnce() -> R) -> R
     f()
 }
 
+/// Like [`drop_as_cancellation`], and returns the tasks the drop cancelled because they
+/// were being awaited (the asyncio chain), so the caller can wait for their cleanup as
+/// asyncio does (`wait_for` and `timeout` use it).
+pub(crate) fn drop_collecting_orphans(c: &Cancelled, f: impl FnOnce()) -> Vec<Arc<dyn RawTask>> {
+    struct Restore(Option<Vec<Arc<dyn RawTask>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            ORPHANS.with(|o| *o.borrow_mut() = prev);
+        }
+    }
+    let restore = Restore(ORPHANS.with(|o| o.borrow_mut().replace(Vec::new())));
+    drop_as_cancellation(c, f);
+    let orphans = ORPHANS.with(|o| o.borrow_mut().take());
+    drop(restore);
+    orphans.unwrap_or_default()
+}
+
+/// Records `task` as cancelled by the drop [`drop_collecting_orphans`] is running, if any.
+pub(crate) fn note_orphan(task: &Arc<dyn RawTask>) {
+    ORPHANS.with(|o| {
+        if let Some(v) = o.borrow_mut().as_mut() {
+            v.push(task.clone());
+        }
+    });
+}
+
 /// Queues `task` to run unless it is already queued or done: on the loop's ready queue when
 /// called on the loop's thread while it runs, through the thread-safe door otherwise.
 pub(crate) fn schedule(task: Arc<dyn RawTask>) {
@@ -322,7 +380,14 @@ impl<F: std::future::Future> TaskCell<F> {
 
 impl<F: std::future::Future + 'static> TaskCell<F> {
     /// Creates the task, registers it in `core`'s task table and queues its first step.
-    pub(crate) fn spawn(core: &Rc<Core>, fut: F, name: Option<String>) -> Arc<TaskCell<F>> {
+    /// `at` is the spawner's call site (kept in debug mode). The task gets a snapshot of the
+    /// spawner's context variables.
+    pub(crate) fn spawn(
+        core: &Rc<Core>,
+        fut: F,
+        name: Option<String>,
+        at: &'static std::panic::Location<'static>,
+    ) -> Arc<TaskCell<F>> {
         let cell = Arc::new(TaskCell {
             header: Header {
                 state: AtomicU8::new(SCHEDULED),
@@ -344,11 +409,13 @@ impl<F: std::future::Future + 'static> TaskCell<F> {
             stage: UnsafeCell::new(Stage::Running(fut)),
         });
         cell.header.waker.set(Some(Waker::from(cell.clone())));
-        if name.is_some() || core.debug.get() {
-            let at = core.debug.get().then(std::panic::Location::caller);
+        let debug = core.debug.get();
+        let context = crate::contextvars::current();
+        if name.is_some() || debug || !context.is_empty() {
             cell.header.with_extra(|e| {
                 e.name = name;
-                e.created_at = at;
+                e.created_at = debug.then_some(at);
+                e.context = context;
             });
         }
         let raw: Arc<dyn RawTask> = cell.clone();
@@ -368,16 +435,26 @@ impl<F: std::future::Future + 'static> TaskCell<F> {
                 self.with_stage(|stage| *stage = Stage::Consumed);
             }))
         };
-        let result = match cancel {
-            Some(c) => drop_as_cancellation(c, drop_it),
-            None => drop_it(),
+        // Destructors see the task's context variables, as its body did.
+        let context = crate::contextvars::in_use()
+            .then(|| self.header.peek_extra(|e| e.map(|e| e.context.clone())))
+            .flatten()
+            .filter(|c| !c.is_empty());
+        let result = match (cancel, context) {
+            (Some(c), None) => drop_as_cancellation(c, drop_it),
+            (None, None) => drop_it(),
+            (Some(c), Some(ctx)) => ctx.run(|| drop_as_cancellation(c, drop_it)),
+            (None, Some(ctx)) => ctx.run(drop_it),
         };
         if let Err(p) = result {
-            core.report(ExceptionContext::panic(
-                "Panic while dropping a task's future",
-                Some(self.header.name()),
-                p.as_ref(),
-            ));
+            core.report(
+                ExceptionContext::panic(
+                    "Panic while dropping a task's future",
+                    Some(self.header.name()),
+                    p.as_ref(),
+                )
+                .created(self.header.created_at()),
+            );
         }
     }
 
@@ -391,26 +468,37 @@ impl<F: std::future::Future + 'static> TaskCell<F> {
             Err(TaskError::Panicked(_)) => Outcome::Panicked,
         });
         core.tasks.borrow_mut().remove(h.slot.get());
-        let callbacks = h.peek_extra(|e| {
-            e.map(|e| {
-                e.scopes.clear();
-                std::mem::take(&mut e.done_callbacks)
+        let (callbacks, context) = h
+            .peek_extra(|e| {
+                e.map(|e| {
+                    e.scopes.clear();
+                    (
+                        std::mem::take(&mut e.done_callbacks),
+                        std::mem::take(&mut e.context),
+                    )
+                })
             })
-        });
+            .unzip();
+        drop(context);
         if h.detached.get() {
             if let Err(TaskError::Panicked(p)) = &outcome {
-                core.report(ExceptionContext::panic(
-                    "Task exception was never retrieved",
-                    Some(h.name()),
-                    p.as_ref(),
-                ));
+                core.report(
+                    ExceptionContext::panic(
+                        "Task exception was never retrieved",
+                        Some(h.name()),
+                        p.as_ref(),
+                    )
+                    .created(h.created_at()),
+                );
             }
             drop(outcome);
         } else {
             self.with_stage(|stage| *stage = Stage::Finished(outcome));
-            if let Some(w) = h.join_waker.take() {
-                w.wake();
-            }
+        }
+        // Also when detached: a combinator may wait for a task whose handle is gone (the
+        // orphans of `raw::drop_collecting_orphans`), through `Header::poll_done`.
+        if let Some(w) = h.join_waker.take() {
+            w.wake();
         }
         for cb in callbacks.into_iter().flatten() {
             let tref = crate::tasks::TaskRef::from_raw(self.clone());
@@ -466,7 +554,8 @@ impl<F: std::future::Future + 'static> RawTask for TaskCell<F> {
             return;
         };
         let mut cx = Context::from_waker(&waker);
-        let me: *const dyn RawTask = Arc::as_ptr(&self) as *const TaskCell<F>;
+        let me: *const TaskCell<F> = Arc::as_ptr(&self);
+        let me: *const dyn RawTask = me;
         let debug = core.debug.get();
         let started = debug.then(Instant::now);
         let result = {
@@ -487,27 +576,7 @@ impl<F: std::future::Future + 'static> RawTask for TaskCell<F> {
         };
         h.waker.set(Some(waker));
         if let Some(t0) = started {
-            let took = t0.elapsed();
-            let created = h.with_extra(|e| {
-                e.polls += 1;
-                e.poll_time += took;
-                e.created_at
-            });
-            if took >= core.slow_callback_duration.get() {
-                let at = created
-                    .map(|l| format!(" created at {l}"))
-                    .unwrap_or_default();
-                let msg = format!(
-                    "Executing <Task {}{at}> took {:.3} seconds",
-                    h.name(),
-                    took.as_secs_f64()
-                );
-                if log::log_enabled!(log::Level::Warn) {
-                    log::warn!("{msg}");
-                } else {
-                    eprintln!("corio: {msg}");
-                }
-            }
+            crate::debug::after_task_step(core, h, t0.elapsed());
         }
         match result {
             Ok(Poll::Pending) => {}
@@ -532,13 +601,17 @@ impl<F: std::future::Future + 'static> RawTask for TaskCell<F> {
         core.report(ExceptionContext {
             message: "Task was destroyed but it is pending!".into(),
             task: Some(h.name()),
-            panic: None,
+            created_at: h.created_at(),
+            ..Default::default()
         });
         self.drop_future(core, None);
         let dropped = h.peek_extra(|e| {
             e.map(|e| {
                 e.scopes.clear();
-                std::mem::take(&mut e.done_callbacks)
+                (
+                    std::mem::take(&mut e.done_callbacks),
+                    std::mem::take(&mut e.context),
+                )
             })
         });
         drop(dropped);

@@ -14,7 +14,8 @@ use crate::base_events::timers::{TimerKey, deadline_after};
 use crate::base_events::{Core, expect_current, with_current};
 
 /// Waits until `duration` has passed (asyncio's `sleep`). Never wakes early; a huge
-/// duration simply never ends. Panics if polled outside a running loop.
+/// duration simply never ends; a zero (or already passed) deadline still gives up one turn
+/// of the loop, like asyncio's `sleep(0)`. Panics if polled outside a running loop.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -50,6 +51,9 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
+/// Marks a `Sleep` whose deadline had passed at its first poll and that yielded once.
+const YIELDED: TimerKey = TimerKey::NONE;
+
 /// The future of [`sleep`] and [`sleep_until`].
 pub struct Sleep {
     /// Fixed when `sleep(d)` is called: `d` after the running loop's [`time`](crate::EventLoop::time)
@@ -71,6 +75,10 @@ impl std::future::Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         if let Some((key, core)) = &this.timer {
+            if *key == YIELDED {
+                this.timer = None;
+                return Poll::Ready(());
+            }
             let Some(core) = core.upgrade() else {
                 return Poll::Pending; // the loop is gone; nothing will ever fire
             };
@@ -87,7 +95,11 @@ impl std::future::Future for Sleep {
         expect_current("sleep", |core| {
             let deadline = this.deadline;
             if deadline <= core.now() {
-                return Poll::Ready(());
+                // Already due: still give up one turn, as asyncio's `sleep(0)` does, so a task
+                // looping over past deadlines (after a stall) cannot starve the others.
+                this.timer = Some((YIELDED, Weak::new()));
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             let key = core
                 .timers
