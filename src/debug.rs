@@ -402,7 +402,7 @@ impl EventLoop {
                 .iter()
                 .fold((0, 0), |(t, c), item| match item {
                     Ready::Task(_) => (t + 1, c),
-                    Ready::Handle(_) => (t, c + 1),
+                    Ready::Handle(_) | Ready::Remote(_) => (t, c + 1),
                 });
         let now = core.now();
         let next_timer = core

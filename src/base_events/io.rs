@@ -235,8 +235,9 @@ impl IoTable {
         }
     }
 
-    /// Whether the cached readiness allows `dir` (a deregistered key counts as ready, as in
-    /// [`poll_ready`](IoTable::poll_ready)). Parks nothing: for callback-driven users.
+    /// Whether the cached readiness allows `dir`. Parks nothing: for callback-driven users
+    /// (`Registration::try_io`). A deregistered key counts as ready: the caller then makes
+    /// its syscall once and learns the fd's state from it (no retry loop, so no spin).
     pub(crate) fn is_ready(&mut self, key: IoKey, dir: Direction) -> bool {
         match self.entry(key) {
             Some(e) => e.readiness & dir.mask() != 0,

@@ -48,6 +48,8 @@ pub(crate) const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
 pub(crate) enum Ready {
     Task(Arc<dyn RawTask>),
     Handle(Rc<dyn HandleDyn>),
+    /// A `call_soon_threadsafe` callback.
+    Remote(Box<dyn FnOnce() + Send + 'static>),
 }
 
 /// The loop's clock: the OS monotonic clock, or a virtual one for tests that jumps to the
@@ -456,6 +458,7 @@ impl Core {
             match item {
                 Some(Ready::Task(t)) => t.run(self),
                 Some(Ready::Handle(h)) => self.run_handle(&h),
+                Some(Ready::Remote(f)) => self.run_remote(f),
                 None => break,
             }
         }
@@ -465,6 +468,16 @@ impl Core {
         if ready.capacity() > READY_SHRINK_ABOVE && ready.len() < ready.capacity() / 8 {
             let keep = (ready.len() * 2).max(READY_SHRINK_ABOVE / 4);
             ready.shrink_to(keep);
+        }
+    }
+
+    fn run_remote(self: &Rc<Core>, f: Box<dyn FnOnce() + Send + 'static>) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+            self.report(ExceptionContext::panic(
+                "Exception in callback (call_soon_threadsafe)",
+                None,
+                p.as_ref(),
+            ));
         }
     }
 
@@ -490,7 +503,8 @@ impl Core {
         for item in buf.drain(..) {
             match item {
                 RemoteItem::Task(t) => self.push_ready(Ready::Task(t)),
-                RemoteItem::Callback(f) => self.push_ready(Ready::Handle(OnceHandle::boxed(f))),
+                // Run straight from the box: no `Rc` handle (nobody can cancel it).
+                RemoteItem::Callback(f) => self.push_ready(Ready::Remote(f)),
             }
         }
         *self.remote_buf.borrow_mut() = buf;

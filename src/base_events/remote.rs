@@ -4,15 +4,18 @@
 //! Layer 2: shared (`Arc`) between the loop core, task wakers and [`Remote`] handles.
 //!
 //! Protocol (why no wake-up is ever lost, B11):
-//! 1. a sender pushes its item under the lock, then sets `pending` (SeqCst);
-//! 2. then `sleeping.swap(false)`: if the loop said it is about to block, the sender
-//!    calls `selector.notify()` (an eventfd write); at most one sender per sleep does;
+//! 1. a sender pushes its item under the lock; if the queue was empty it also sets
+//!    `pending` (SeqCst), still under the lock, so `pending` is true exactly while the queue
+//!    holds items (the loop clears it under the lock when it takes them);
+//! 2. then, if `sleeping` reads true, `sleeping.swap(false)`: if the loop said it is about
+//!    to block, the sender calls `selector.notify()` (an eventfd write); one sender per sleep;
 //! 3. the loop, before a blocking select, stores `sleeping = true` and *then* reads
 //!    `pending`; if set it selects with a zero timeout.
 //!
-//! In the SeqCst order either the loop's store comes first (the sender sees `true` and
-//! notifies) or the sender's swap comes first (then its earlier `pending = true` is visible
-//! to the loop's load). A busy loop (never blocking) costs senders no syscall at all.
+//! In the SeqCst order either the loop's store comes first (the sender that made the queue
+//! non-empty then sees `true` and notifies) or that sender's `pending = true` comes first
+//! and the loop's load sees it. A busy loop (never blocking) costs senders no syscall, and a
+//! sender adding to a non-empty queue writes nothing shared but the lock.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +69,9 @@ impl Shared {
             if q.closed {
                 Some(item)
             } else {
+                if q.items.is_empty() {
+                    self.pending.store(true, Ordering::SeqCst);
+                }
                 q.items.push(item);
                 None
             }
@@ -76,8 +82,9 @@ impl Shared {
             drop(item);
             return false;
         }
-        self.pending.store(true, Ordering::SeqCst);
-        if self.sleeping.swap(false, Ordering::SeqCst) {
+        // Load first: under load the loop is awake and the swap (a write to a line the loop
+        // also writes) is skipped.
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
             // A failed notify would leave the loop asleep with work queued; the selectors
             // retry EAGAIN themselves, so an error here is a broken fd: report it loudly.
             if let Err(e) = self.selector.notify() {
@@ -89,10 +96,11 @@ impl Shared {
 
     /// Moves every queued item into `out` (the loop's thread only).
     pub(crate) fn drain_into(&self, out: &mut Vec<RemoteItem>) {
-        if !self.pending.swap(false, Ordering::SeqCst) {
+        if !self.pending.load(Ordering::SeqCst) {
             return;
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.pending.store(false, Ordering::SeqCst);
         std::mem::swap(&mut q.items, out);
     }
 
