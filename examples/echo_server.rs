@@ -13,7 +13,8 @@
 //! listening socket closes), lets the live connections finish for a grace period, cancels
 //! those still open after it (closing their sockets), and exits 0 with a one-line summary:
 //! `echo_server: served N connections, M cancelled at shutdown`. A second signal during the
-//! grace period cuts it short.
+//! grace period cuts it short. `kill -USR1 PID` prints a dump of each loop to stderr
+//! (ready queue, timers, registered fds, tasks by state).
 //!
 //! Flags may come before or after ADDR:
 //!   `--mode MODE`      how connections are served (default `protocol`, the fastest measured;
@@ -429,7 +430,12 @@ fn run_threads(args: Args) -> (usize, usize) {
         let at = bound;
         let t = std::thread::Builder::new()
             .name(format!("echo-loop-{i}"))
-            .spawn(move || corio::run(async move { serve(at, reuse_port, &a, tx).await }))
+            .spawn(move || {
+                corio::run(async move {
+                    dump_on_sigusr1();
+                    serve(at, reuse_port, &a, tx).await
+                })
+            })
             .expect("cannot start a server thread");
         match rx.recv() {
             Ok(Ok(local)) => bound = local, // port 0: the others take the port the first got
@@ -451,6 +457,17 @@ fn run_threads(args: Args) -> (usize, usize) {
         total.1 += cancelled;
     }
     total
+}
+
+/// `kill -USR1 <pid>` prints what each loop is doing (ready queue, timers, fds, tasks) to
+/// stderr. The handler is an ordinary loop callback, not code run inside the signal handler.
+fn dump_on_sigusr1() {
+    let ev = corio::get_running_loop();
+    if let Err(e) = ev.add_signal_handler(corio::signal::SIGUSR1, || {
+        eprintln!("{}", corio::get_running_loop().dump());
+    }) {
+        eprintln!("echo_server: no SIGUSR1 dump: {e}");
+    }
 }
 
 fn main() {

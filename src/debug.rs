@@ -473,7 +473,6 @@ pub(crate) fn report_anywhere(ctx: ExceptionContext) {
 ///     }
 /// }
 /// ```
-#[allow(dead_code)] // called from the Drop impls of transports and streams
 pub(crate) fn report_unclosed(
     kind: &str,
     detail: &dyn fmt::Display,

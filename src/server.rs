@@ -428,8 +428,12 @@ impl HandleDyn for ServerInner {
         self.scheduled.set(false);
         self.accept();
     }
-    /// The loop is closing: stop listening.
+    /// The loop is closing: stop listening (and report a server nobody closed, asyncio's
+    /// "unclosed server" warning).
     fn cancel(&self) {
+        if !self.closed.get() {
+            crate::debug::report_unclosed("Server", &format_args!("{:?}", self.addrs), None);
+        }
         self.close();
     }
     fn cancelled(&self) -> bool {

@@ -825,7 +825,16 @@ impl fmt::Debug for StreamWriter {
 }
 
 impl Drop for StreamWriter {
+    /// Closes the connection (after flushing), like asyncio's `StreamWriter.__del__`, and
+    /// like it reports the forgotten `close()` ("unclosed StreamWriter", at WARN).
     fn drop(&mut self) {
+        if !self.transport.is_closing() {
+            crate::debug::report_unclosed(
+                "StreamWriter",
+                &format_args!("{:?}", self.transport.peername()),
+                None,
+            );
+        }
         self.transport.close();
     }
 }

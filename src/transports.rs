@@ -724,7 +724,15 @@ impl HandleDyn for Inner {
     /// The loop is closing: close the fd and drop the protocol without calling it (asyncio
     /// calls nothing either), which breaks the transport ↔ protocol `Rc` cycle.
     fn cancel(&self) {
-        self.state.set(State::Closed);
+        if self.state.replace(State::Closed) == State::Open {
+            // asyncio's "ResourceWarning: unclosed transport": the loop closed under it.
+            let fd = self.io.borrow().as_ref().map(|p| p.io.raw_fd());
+            crate::debug::report_unclosed(
+                "transport",
+                &format_args!("fd={}", fd.map_or(-1, |fd| fd)),
+                None,
+            );
+        }
         let pair = self.io.borrow_mut().take();
         drop(pair);
         let slot = self.protocol.borrow_mut().take();

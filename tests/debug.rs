@@ -650,3 +650,53 @@ fn the_dump_works_with_debug_off_and_outside_a_run() {
     ev.run_until_complete(t).unwrap();
     assert!(ev.dump().tasks.is_empty());
 }
+
+#[test]
+fn a_stream_writer_dropped_without_close_is_reported_and_still_closed() {
+    let (ev, seen) = recording_loop(false);
+    let got = ev.run_until_complete(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_reader, writer) = corio::streams::open_connection(addr).await.unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        writer.write(b"bye");
+        drop(writer); // no close(): reported, but the bytes are still flushed and the fd closed
+        corio::sleep(Duration::from_millis(20)).await;
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut peer, &mut got).unwrap();
+        got
+    });
+    assert_eq!(got, b"bye");
+    let seen = seen.borrow();
+    let r = find(&seen, "unclosed StreamWriter");
+    assert_eq!(r.level, log::Level::Warn);
+    assert!(r.to_string().contains("dropped without close()"), "{r}");
+}
+
+#[test]
+fn a_server_and_a_transport_still_open_when_the_loop_closes_are_reported() {
+    let (ev, seen) = recording_loop(false);
+    ev.run_until_complete(async {
+        let server = corio::streams::start_server(
+            |_r, w| async move {
+                std::mem::forget(w); // the connection stays open until the loop closes
+            },
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        corio::sleep(Duration::from_millis(20)).await;
+        std::mem::forget(server);
+        std::mem::forget(_client);
+    });
+    ev.close();
+    let seen = seen.borrow();
+    assert!(
+        find(&seen, "unclosed Server")
+            .to_string()
+            .contains("127.0.0.1")
+    );
+    find(&seen, "unclosed transport");
+}
