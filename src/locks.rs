@@ -196,19 +196,18 @@ impl WaitQueue {
     /// the stored one (a future may move between tasks).
     fn poll(&self, key: u32, waker: &Waker) -> bool {
         let mut slab = self.slab.borrow_mut();
-        match &mut slab.slots[key as usize].state {
-            SlotState::Waiting(w) => {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
-                false
-            }
+        let replaced = match &mut slab.slots[key as usize].state {
+            SlotState::Waiting(w) if w.will_wake(waker) => return false,
+            SlotState::Waiting(w) => std::mem::replace(w, waker.clone()),
             SlotState::Notified => {
                 slab.vacate(key);
-                true
+                return true;
             }
             SlotState::Vacant => unreachable!("wait queue: polled a vacant slot"),
-        }
+        };
+        drop(slab);
+        drop(replaced); // outside the borrow, like every waker dropped here
+        false
     }
 
     /// Takes waiter `key` out of the queue; returns whether it had been notified.
@@ -454,9 +453,11 @@ impl Lock {
     /// ```
     #[doc(alias = "try_lock")]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        if self.locked.get() || !self.waiters.is_empty() {
+        if self.locked.get() {
             return None;
         }
+        // `release` hands the lock to a waiter rather than unlocking, so a free lock has none.
+        debug_assert!(self.waiters.is_empty(), "an unlocked Lock has waiters");
         self.locked.set(true);
         Some(LockGuard {
             lock: self,
@@ -1106,9 +1107,12 @@ impl Semaphore {
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         let v = self.value.get();
-        if v == 0 || !self.waiters.is_empty() {
+        if v == 0 {
             return None;
         }
+        // `add_permit` hands a permit to a waiter rather than counting it, so while tasks
+        // wait the count stays 0.
+        debug_assert!(self.waiters.is_empty(), "free permits with waiters");
         self.value.set(v - 1);
         Some(SemaphorePermit { sem: self })
     }

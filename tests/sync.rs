@@ -1338,7 +1338,6 @@ fn stress_10k_tasks_on_one_lock_semaphore_and_queue_with_random_cancellations() 
         }
         drainer.await.unwrap();
 
-        eprintln!("STATS turns={turns_run} requests={requests} cancelled={cancelled} put={}", put.borrow().len());
         assert!(
             turns_run > 10_000,
             "the tasks contended ({turns_run} turns)"
