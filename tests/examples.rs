@@ -312,3 +312,31 @@ fn echo_client_exits_non_zero_when_an_echo_differs() {
     assert!(out.stdout.contains("errors: 5"), "{}", out.stdout);
     assert!(out.stderr.contains("echo differs"), "{}", out.stderr);
 }
+
+#[test]
+fn producer_consumer_loses_no_item_and_handles_none_twice() {
+    let out = ok("producer_consumer", &[]);
+    assert!(out.stdout.contains("none lost, none twice"), "{}", out.stdout);
+}
+
+#[test]
+fn supermarket_checks_out_every_customer() {
+    let out = ok("supermarket", &[]);
+    assert!(out.stdout.contains("All customers checked out"), "{}", out.stdout);
+}
+
+#[test]
+fn rate_limit_never_exceeds_its_semaphore() {
+    let out = ok("rate_limit", &[]);
+    assert!(
+        out.stdout.contains("max in flight: 3 (limit 3)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn new_primitive_token_bucket_paces_requests() {
+    let out = ok("new_primitive", &[]);
+    assert!(out.stdout.contains("requests passed in"), "{}", out.stdout);
+}
