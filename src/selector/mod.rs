@@ -1,7 +1,7 @@
 //! Readiness multiplexing: register file descriptors, wait until some are ready.
 //!
 //! asyncio counterpart: the `selectors` module (`EpollSelector`, `DefaultSelector`).
-//! Layer 1: uses [`crate::sys`] (the only FFI), used by the event loop ([`crate::EventLoop`]).
+//! Layer 1: uses `sys` (the only FFI), used by the event loop ([`crate::EventLoop`]).
 //!
 //! A [`Selector`] knows nothing about callbacks, tasks or timers. It maps a file descriptor to
 //! a [`Token`] the caller chose, and [`Selector::select`] reports which tokens became ready.
