@@ -52,13 +52,18 @@ use crate::protocols::{BaseProtocol, BufferedProtocol};
 use crate::server::{
     Server, ServerOptions, connect, start_transport_slot, tcp_server, unix_server,
 };
-use crate::transports::{Address, ExtraInfo, Kind, ProtocolSlot, Slot, Transport};
+use crate::transports::{Address, DirectRead, ExtraInfo, Kind, ProtocolSlot, Slot, Transport};
 
 /// The default [`StreamReader`] limit: 64 KiB, as asyncio.
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
 
 /// How much room [`BufferedProtocol::get_buffer`] offers at least.
 const MIN_READ_ROOM: usize = 16 * 1024;
+
+/// The smallest caller's buffer [`StreamReader::read_into`] receives into directly (when
+/// nothing is buffered); smaller reads go through the reader's buffer, one large `recv`
+/// serving many of them.
+const MIN_DIRECT_READ: usize = 4 * 1024;
 
 /// asyncio's `IncompleteReadError`: EOF came before the expected bytes. Carries what was
 /// read (consumed from the stream).
@@ -329,6 +334,11 @@ impl StreamProtocol {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => self.reader = Some(cx.waker().clone()),
         }
+        if let Some(t) = &self.transport {
+            // Waiting for buffered data: the transport must read (not hand readiness to a
+            // direct read that may never come).
+            t.end_direct();
+        }
         if self.read_paused {
             // Someone needs more data than is buffered: read whatever the size.
             self.read_paused = false;
@@ -540,9 +550,15 @@ impl StreamReader {
     /// Reads into `buf` what is buffered, waiting for at least one byte; `Ok(0)` means EOF
     /// (or an empty `buf`). The allocation-free form of [`read`](StreamReader::read).
     ///
+    /// When nothing is buffered and `buf` holds at least 4 KiB, the bytes are received
+    /// straight into `buf` (one `recv`, no copy): the task waits on the socket's readiness
+    /// itself, and the transport is not run for it. EOF and errors are reported as on the
+    /// buffered path.
+    ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: bytes are copied out only when the call completes.
+    /// Cancel-safe: bytes are copied out, or received into `buf`, only in the poll that
+    /// returns them; a dropped read leaves unread bytes in the buffer or in the kernel.
     pub async fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_read_into(cx, buf)).await
     }
@@ -552,8 +568,39 @@ impl StreamReader {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        std::task::ready!(self.poll_fill(cx))?;
         let mut s = self.shared.borrow_mut();
+        s.check_exception()?;
+        if s.buf.len() == 0 && !s.eof && buf.len() >= MIN_DIRECT_READ {
+            if let Some(t) = &s.transport {
+                // The fast path: receive into `buf` (see `Transport::read_direct`).
+                match t.read_direct(buf, cx) {
+                    DirectRead::Data(n) => return Poll::Ready(Ok(n)),
+                    DirectRead::Parked | DirectRead::Failed => {
+                        // Also parked here: EOF, an error (connection_lost) or fed data
+                        // wake the reader through the protocol.
+                        match &s.reader {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            _ => s.reader = Some(cx.waker().clone()),
+                        }
+                        return Poll::Pending;
+                    }
+                    DirectRead::Eof => {
+                        let t = t.clone();
+                        drop(s);
+                        t.direct_eof(); // eof_received: feed_eof
+                        s = self.shared.borrow_mut();
+                        s.check_exception()?;
+                    }
+                    DirectRead::Unavailable => {}
+                }
+            }
+        }
+        if s.buf.len() == 0 {
+            if !s.eof {
+                return s.wait(cx);
+            }
+            return Poll::Ready(Ok(0));
+        }
         let n = s.buf.len().min(buf.len());
         buf[..n].copy_from_slice(&s.buf.bytes()[..n]);
         s.buf.consume(n);

@@ -53,7 +53,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 use socket2::{SockAddr, Socket};
 
@@ -699,6 +699,72 @@ impl Transport {
         std::task::Poll::Pending
     }
 
+    /// The streams' direct-read fast path: a reader whose buffer is empty receives straight
+    /// into the caller's buffer, through the cached readiness and with the short-read rule
+    /// (as [`TcpStream`](crate::net::TcpStream) does), instead of the transport reading
+    /// into the protocol's buffer and the reader copying out. [`DirectRead::Parked`]:
+    /// nothing to read; the task is parked on the registration, and while it is the next
+    /// read event wakes it **instead of** running the transport (see `IoTable::dispatch`).
+    /// `Unavailable` (paused, EOF seen, closing, a write pipe, inside a protocol callback):
+    /// use the buffered path. [`DirectRead::Eof`]: the caller must call
+    /// [`direct_eof`](Transport::direct_eof) once it holds no borrow of the protocol. An
+    /// error aborts the transport (`connection_lost` reports it, as on the buffered path).
+    pub(crate) fn read_direct(&self, buf: &mut [u8], cx: &mut Context<'_>) -> DirectRead {
+        let inner = &*self.inner;
+        if inner.state.get() != State::Open
+            || inner.reading_paused.get()
+            || inner.eof_seen.get()
+            || inner.in_drive.get()
+            || inner.kind == Kind::WritePipe
+        {
+            return DirectRead::Unavailable;
+        }
+        let r = {
+            let io = inner.io.borrow();
+            let Some(pair) = io.as_ref() else {
+                return DirectRead::Unavailable;
+            };
+            let len = buf.len();
+            pair.reg.poll_read_io(cx, len, || pair.io.read(buf))
+        };
+        match r {
+            Poll::Ready(Ok(0)) => DirectRead::Eof,
+            Poll::Ready(Ok(n)) => DirectRead::Data(n),
+            Poll::Pending => DirectRead::Parked,
+            Poll::Ready(Err(e)) => {
+                inner.abort(Some(e));
+                DirectRead::Failed
+            }
+        }
+    }
+
+    /// A direct read saw EOF: what the transport does when its own read sees it
+    /// (`eof_received`, then close unless the protocol keeps the transport open).
+    pub(crate) fn direct_eof(&self) {
+        let _ = self.inner.read_result(Some(Ok(0)));
+    }
+
+    /// A reader gave up direct reads (it waits for buffered data now): forget its parked
+    /// waker, and if the transport skipped reading for it while data waits in the kernel
+    /// (readiness still cached), read it now.
+    pub(crate) fn end_direct(&self) {
+        let inner = &*self.inner;
+        let parked = inner.io.borrow().as_ref().and_then(|p| p.reg.take_reader());
+        drop(parked);
+        if inner.state.get() == State::Open
+            && !inner.reading_paused.get()
+            && !inner.eof_seen.get()
+            && !inner.in_drive.get()
+            && inner
+                .io
+                .borrow()
+                .as_ref()
+                .is_some_and(|p| p.reg.is_ready(Direction::Read))
+        {
+            inner.schedule();
+        }
+    }
+
     /// The fd, while the transport is open.
     pub fn fd(&self) -> Option<RawFd> {
         self.inner.io.borrow().as_ref().map(|p| p.io.raw_fd())
@@ -744,6 +810,21 @@ impl HandleDyn for Inner {
     fn cancelled(&self) -> bool {
         self.state.get() == State::Closed
     }
+}
+
+/// What [`Transport::read_direct`] did.
+#[derive(Debug)]
+pub(crate) enum DirectRead {
+    /// Received this many bytes (more than 0).
+    Data(usize),
+    /// The peer closed its side: call [`Transport::direct_eof`].
+    Eof,
+    /// The read failed: the transport is aborting; `connection_lost` reports the error.
+    Failed,
+    /// Nothing to read: the waker is parked with the transport.
+    Parked,
+    /// Not now (see [`Transport::read_direct`]): use the buffered path.
+    Unavailable,
 }
 
 enum ReadOutcome {

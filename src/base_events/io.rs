@@ -178,7 +178,12 @@ impl IoTable {
         e.readiness |= event.flags;
         if event.flags & READ_READY != 0 {
             out.wakers[0] = e.reader.take();
-            out.callbacks[0] = e.reader_cb.clone();
+            // On an owned entry a parked reader takes precedence over the read callback: a
+            // transport lets a stream reader receive straight into its own buffer (the
+            // streams' direct read) and is not run for what that reader will read.
+            if e.raw || out.wakers[0].is_none() {
+                out.callbacks[0] = e.reader_cb.clone();
+            }
         }
         if event.flags & WRITE_READY != 0 {
             out.wakers[1] = e.writer.take();
@@ -280,6 +285,11 @@ impl IoTable {
                 e.readiness &= !Event::READABLE;
             }
         }
+    }
+
+    /// Takes the parked reader's waker, if any (the caller drops it outside the borrow).
+    pub(crate) fn take_reader(&mut self, key: IoKey) -> Option<Waker> {
+        self.entry(key).and_then(|e| e.reader.take())
     }
 
     /// Whether the peer's side was reported closed.

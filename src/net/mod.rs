@@ -171,6 +171,11 @@ impl Registration {
         drop(old);
     }
 
+    /// Forgets the waker parked for reading (one that will not read after all).
+    pub(crate) fn take_reader(&self) -> Option<std::task::Waker> {
+        self.core.io.borrow_mut().take_reader(self.key)
+    }
+
     /// Whether a callback is set for `dir`.
     pub(crate) fn has_callback(&self, dir: Direction) -> bool {
         self.core.io.borrow_mut().has_owned_callback(self.key, dir)
