@@ -316,13 +316,21 @@ fn echo_client_exits_non_zero_when_an_echo_differs() {
 #[test]
 fn producer_consumer_loses_no_item_and_handles_none_twice() {
     let out = ok("producer_consumer", &[]);
-    assert!(out.stdout.contains("none lost, none twice"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("none lost, none twice"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
 fn supermarket_checks_out_every_customer() {
     let out = ok("supermarket", &[]);
-    assert!(out.stdout.contains("All customers checked out"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("All customers checked out"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
