@@ -31,6 +31,11 @@
 //!   `--threads N`      N threads, each with its own loop and its own listening socket on
 //!                      the same port (`SO_REUSEPORT`: the kernel spreads connections
 //!                      among them; book 6.6, one loop per core). Default 1.
+//!   `--idle-timeout SECS`  close a connection that makes no progress for SECS: nothing
+//!                      read, or an echo that the peer does not take (a client that never
+//!                      reads is aborted, its unsent echo dropped). Default: none.
+//!   `--max-conns N`    at most N connections per loop; more are accepted and closed at once
+//!                      (counted as rejected), so a flood cannot take every fd. Default: none.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -59,6 +64,8 @@ struct Args {
     buffer: usize,
     grace: Duration,
     threads: usize,
+    idle: Option<Duration>,
+    max_conns: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -68,6 +75,8 @@ fn parse_args() -> Args {
         buffer: 16 * 1024,
         grace: Duration::from_secs(5),
         threads: 1,
+        idle: None,
+        max_conns: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -94,6 +103,25 @@ fn parse_args() -> Args {
                     .filter(|&n| n > 0)
                     .unwrap_or_else(|| usage("--threads needs a positive number"));
             }
+            "--idle-timeout" => {
+                args.idle = Some(
+                    it.next()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .map(Duration::from_secs_f64)
+                        .unwrap_or_else(|| {
+                            usage("--idle-timeout needs a positive number of seconds")
+                        }),
+                );
+            }
+            "--max-conns" => {
+                args.max_conns = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&n| n > 0)
+                        .unwrap_or_else(|| usage("--max-conns needs a positive number")),
+                );
+            }
             "--mode" => {
                 args.mode = match it.next().as_deref() {
                     Some("protocol") => Mode::Protocol,
@@ -115,25 +143,34 @@ fn usage(err: &str) -> ! {
         eprintln!("echo_server: {err}");
     }
     eprintln!(
-        "usage: echo_server [ADDR] [--mode protocol|streams|sockets] [--buffer BYTES] [--grace SECS] [--threads N]"
+        "usage: echo_server [ADDR] [--mode protocol|streams|sockets] [--buffer BYTES] [--grace SECS] [--threads N] [--idle-timeout SECS] [--max-conns N]"
     );
     std::process::exit(2);
 }
 
 /// Echoes until EOF or an error; every byte read is written back before the next read.
-async fn echo(stream: TcpStream, buffer: usize) {
+async fn echo(stream: TcpStream, buffer: usize, idle: Option<Duration>) {
     let mut buf = vec![0u8; buffer];
     loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break, // EOF, reset: this client is done
-            Ok(n) => n,
+        let n = match within(idle, stream.read(&mut buf)).await {
+            Some(Ok(0) | Err(_)) | None => break, // EOF, reset, idle: this client is done
+            Some(Ok(n)) => n,
         };
-        if stream.write_all(&buf[..n]).await.is_err() {
-            break;
+        match within(idle, stream.write_all(&buf[..n])).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) | None => break, // gone, or not reading its echoes
         }
     }
     // The peer half-closed (or left): finish our side too; the fd closes when `stream` drops.
     let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// `fut`, or `None` if `idle` is set and it takes longer than that.
+async fn within<F: std::future::Future>(idle: Option<Duration>, fut: F) -> Option<F::Output> {
+    match idle {
+        Some(d) => corio::wait_for(fut, d).await.ok(),
+        None => Some(fut.await),
+    }
 }
 
 fn is_out_of_fds(e: &std::io::Error) -> bool {
@@ -147,19 +184,28 @@ struct Connections {
     live: RefCell<HashMap<u64, corio::TaskRef>>,
     next_id: Cell<u64>,
     served: Cell<usize>,
+    rejected: Cell<usize>,
     /// Set by the last connection to leave, once shutdown waits for them.
     all_gone: RefCell<Option<corio::Future<()>>>,
 }
 
 impl Connections {
-    fn spawn(self: &Rc<Self>, stream: TcpStream, buffer: usize) {
+    fn spawn(self: &Rc<Self>, stream: TcpStream, args: &Args) {
+        if args
+            .max_conns
+            .is_some_and(|max| self.live.borrow().len() >= max)
+        {
+            self.rejected.set(self.rejected.get() + 1);
+            return; // dropping `stream` closes it: shed the connection
+        }
+        let (buffer, idle) = (args.buffer, args.idle);
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         self.served.set(self.served.get() + 1);
         let leave = Leave(self.clone(), id);
         let task = corio::spawn(async move {
             let _leave = leave; // also when the task is cancelled: its future is dropped
-            echo(stream, buffer).await;
+            echo(stream, buffer, idle).await;
         });
         self.live.borrow_mut().insert(id, task.as_ref());
     }
@@ -172,6 +218,22 @@ impl Connections {
         }
         *self.all_gone.borrow_mut() = Some(gone.clone());
         gone
+    }
+}
+
+/// Counts a `streams` connection as live until its task ends (`--max-conns`).
+struct LiveGuard(Rc<Cell<usize>>);
+
+impl LiveGuard {
+    fn new(live: &Rc<Cell<usize>>) -> LiveGuard {
+        live.set(live.get() + 1);
+        LiveGuard(live.clone())
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 
@@ -194,10 +256,10 @@ impl Drop for Leave {
 }
 
 /// Accepts connections until cancelled (which closes the listening socket).
-async fn accept_loop(listener: TcpListener, conns: Rc<Connections>, buffer: usize) {
+async fn accept_loop(listener: TcpListener, conns: Rc<Connections>, args: Rc<Args>) {
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => conns.spawn(stream, buffer),
+            Ok((stream, _peer)) => conns.spawn(stream, &args),
             Err(e) if is_out_of_fds(&e) => {
                 eprintln!("echo_server: accept: {e}; pausing 100 ms");
                 corio::sleep(Duration::from_millis(100)).await;
@@ -214,9 +276,43 @@ async fn accept_loop(listener: TcpListener, conns: Rc<Connections>, buffer: usiz
 #[derive(Default)]
 struct EchoProtocol {
     transport: Option<Transport>,
+    /// `--idle-timeout`: the last time data came in, and the timer that checks it.
+    idle: Option<Duration>,
+    last: Rc<Cell<Option<std::time::Instant>>>,
+    timer: Option<corio::TimerHandle>,
+    /// `--max-conns`: connections live on this loop (shared by every protocol).
+    live: Rc<Cell<usize>>,
+    max_conns: Option<usize>,
+    counted: bool,
+}
+
+/// Closes the transport if no data came in for `idle`, else checks again when it would be.
+/// A peer that does not read its echoes (buffer not empty) is aborted: close would wait.
+fn idle_check(t: Transport, idle: Duration, last: Rc<Cell<Option<std::time::Instant>>>) {
+    let Some(at) = last.get() else { return };
+    let ev = corio::get_running_loop();
+    let since = ev.time().saturating_duration_since(at);
+    if since >= idle {
+        if t.get_write_buffer_size() > 0 || !t.is_reading() {
+            t.abort();
+        } else {
+            t.close();
+        }
+        return;
+    }
+    ev.call_later(idle - since, move || idle_check(t, idle, last));
 }
 
 impl BaseProtocol for EchoProtocol {
+    fn connection_lost(&mut self, _exc: Option<std::io::Error>) {
+        if let Some(h) = self.timer.take() {
+            h.cancel();
+        }
+        self.last.set(None);
+        if self.counted {
+            self.live.set(self.live.get() - 1);
+        }
+    }
     fn pause_writing(&mut self) {
         if let Some(t) = &self.transport {
             t.pause_reading();
@@ -231,9 +327,24 @@ impl BaseProtocol for EchoProtocol {
 
 impl Protocol for EchoProtocol {
     fn connection_made(&mut self, transport: &Transport) {
+        if self.max_conns.is_some_and(|max| self.live.get() >= max) {
+            transport.abort(); // shed: over --max-conns
+            return;
+        }
+        self.counted = true;
+        self.live.set(self.live.get() + 1);
         self.transport = Some(transport.clone());
+        if let Some(idle) = self.idle {
+            let ev = corio::get_running_loop();
+            self.last.set(Some(ev.time()));
+            let (t, last) = (transport.clone(), self.last.clone());
+            self.timer = Some(ev.call_later(idle, move || idle_check(t, idle, last)));
+        }
     }
     fn data_received(&mut self, data: &[u8]) {
+        if self.idle.is_some() {
+            self.last.set(Some(corio::get_running_loop().time()));
+        }
         if let Some(t) = &self.transport {
             t.write(data);
         }
@@ -242,20 +353,32 @@ impl Protocol for EchoProtocol {
 }
 
 /// `--mode streams`: read, write, drain, until EOF; then close after flushing.
-async fn echo_streams(mut reader: StreamReader, writer: StreamWriter, buffer: usize) {
+async fn echo_streams(
+    mut reader: StreamReader,
+    writer: StreamWriter,
+    buffer: usize,
+    idle: Option<Duration>,
+) {
     let mut buf = vec![0u8; buffer];
     loop {
-        let n = match reader.read_into(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = match within(idle, reader.read_into(&mut buf)).await {
+            Some(Ok(0) | Err(_)) | None => break,
+            Some(Ok(n)) => n,
         };
         writer.write(&buf[..n]);
-        if writer.drain().await.is_err() {
-            break;
+        match within(idle, writer.drain()).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) => break,
+            None => {
+                writer.transport().abort(); // the peer does not read its echoes
+                return;
+            }
         }
     }
     writer.close();
-    let _ = writer.wait_closed().await;
+    if within(idle, writer.wait_closed()).await.is_none() {
+        writer.transport().abort();
+    }
 }
 
 /// One loop's server in `protocol` or `streams` mode, from bind to graceful shutdown (the
@@ -273,13 +396,20 @@ async fn serve_transports(
     };
     let served = Rc::new(Cell::new(0usize));
     let s = served.clone();
+    let live = Rc::new(Cell::new(0usize));
+    let (idle, max_conns) = (args.idle, args.max_conns);
     let server: std::io::Result<Server> = match args.mode {
         Mode::Protocol => {
             let ev = corio::get_running_loop();
             ev.create_server_with(
                 move || {
                     s.set(s.get() + 1);
-                    EchoProtocol::default()
+                    EchoProtocol {
+                        idle,
+                        live: live.clone(),
+                        max_conns,
+                        ..EchoProtocol::default()
+                    }
                 },
                 addr,
                 &opts,
@@ -289,9 +419,18 @@ async fn serve_transports(
         _ => {
             let buffer = args.buffer;
             corio::streams::start_server_with(
-                move |r, w| {
+                move |r, w: StreamWriter| {
                     s.set(s.get() + 1);
-                    echo_streams(r, w, buffer)
+                    let over = max_conns.is_some_and(|max| live.get() >= max);
+                    let guard = (!over).then(|| LiveGuard::new(&live));
+                    async move {
+                        if over {
+                            w.transport().abort(); // shed: over --max-conns
+                            return;
+                        }
+                        let _guard = guard;
+                        echo_streams(r, w, buffer, idle).await
+                    }
                 },
                 addr,
                 &opts,
@@ -376,7 +515,16 @@ async fn serve_sockets(
     let _ = ready.send(Ok(local));
 
     let conns = Rc::new(Connections::default());
-    let acceptor = corio::spawn(accept_loop(listener, conns.clone(), args.buffer));
+    let a = Rc::new(Args {
+        addr: args.addr.clone(),
+        mode: args.mode,
+        buffer: args.buffer,
+        grace: args.grace,
+        threads: args.threads,
+        idle: args.idle,
+        max_conns: args.max_conns,
+    });
+    let acceptor = corio::spawn(accept_loop(listener, conns.clone(), a));
     signals.recv().await;
 
     // 1. Stop accepting: cancelling the acceptor drops (closes) the listening socket.
