@@ -73,6 +73,14 @@ pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 pub const DEFAULT_LOW_WATER: usize = 16 * 1024;
 /// Full reads per turn before a transport lets others run.
 const READS_PER_TURN: usize = 16;
+
+/// How long a gracefully closed socket may linger, discarding input, for the peer's EOF
+/// (B27; nginx's `lingering_timeout` is 5 s too). See [`Inner::finish`].
+const LINGER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How much input a lingering socket discards before it gives up and closes anyway: enough
+/// for a request or an upload still in flight, not a licence to stream at us (B30).
+const LINGER_MAX_DISCARD: usize = 1 << 20;
 /// Writes after the connection is lost are dropped; past this many a warning is logged.
 const LOST_WRITES_WARNING: u32 = 5;
 
@@ -331,6 +339,10 @@ enum State {
     Closing,
     /// `abort()` or a fatal error: `connection_lost` at the next turn, buffer dropped.
     Aborting,
+    /// `connection_lost(None)` was called after a graceful close, but the socket lingers:
+    /// its write side is shut down and input is read and discarded until the peer's EOF or
+    /// [`LINGER_TIMEOUT`], so that closing it cannot send RST over unread output (B27).
+    Lingering,
     /// `connection_lost` was called (or is being called); the fd is closed.
     Closed,
 }
@@ -407,6 +419,9 @@ pub(crate) struct Inner {
     lost_writes: Cell<u32>,
     owner: RefCell<Option<(Rc<dyn ConnectionOwner>, u64)>>,
     flush_waiters: RefCell<Vec<Waker>>,
+    linger_timer: RefCell<Option<crate::events::TimerHandle>>,
+    /// Input discarded while lingering (capped by [`LINGER_MAX_DISCARD`]).
+    discarded: Cell<usize>,
 }
 
 /// A stream transport: a connected TCP or Unix socket, or one end of a pipe (asyncio's
@@ -490,6 +505,8 @@ impl Transport {
             lost_writes: Cell::new(0),
             owner: RefCell::new(None),
             flush_waiters: RefCell::new(Vec::new()),
+            linger_timer: RefCell::new(None),
+            discarded: Cell::new(0),
         });
         {
             let io = inner.io.borrow();
@@ -565,8 +582,13 @@ impl Transport {
         self.inner.kind != Kind::ReadPipe
     }
 
-    /// Closes the transport: stops reading at once, flushes what is buffered, then closes
-    /// the fd and calls `connection_lost(None)` (asyncio's `close`). Idempotent.
+    /// Closes the transport: stops reading at once, flushes what is buffered, then calls
+    /// `connection_lost(None)` and closes the fd (asyncio's `close`). Idempotent.
+    ///
+    /// Unlike asyncio, a socket whose peer has not sent EOF is closed gracefully: its write
+    /// side is shut down and it lingers, discarding input, until the peer's EOF (at most 5 s
+    /// and 1 MiB), because closing a socket with input pending sends RST, which would destroy
+    /// output the peer has not read yet. [`abort`](Transport::abort) closes at once.
     pub fn close(&self) {
         self.inner.close();
     }
@@ -653,6 +675,9 @@ impl Transport {
     /// asyncio's `get_extra_info(name)`: `"peername"`, `"sockname"` (sockets), `"socket"`
     /// (a socket's fd), `"pipe"` (a pipe's fd). `None` for other names, and once closed.
     pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        if self.inner.state.get() == State::Lingering {
+            return None;
+        }
         let io = self.inner.io.borrow();
         let pair = io.as_ref()?;
         match (name, &pair.io) {
@@ -767,6 +792,9 @@ impl Transport {
 
     /// The fd, while the transport is open.
     pub fn fd(&self) -> Option<RawFd> {
+        if self.inner.state.get() == State::Lingering {
+            return None;
+        }
         self.inner.io.borrow().as_ref().map(|p| p.io.raw_fd())
     }
 }
@@ -889,7 +917,12 @@ impl Inner {
 
     /// The loop callback: connection_made, reads, flush, and the end of the connection.
     fn drive(&self) {
-        if self.state.get() == State::Closed || self.in_drive.replace(true) {
+        match self.state.get() {
+            State::Closed => return,
+            State::Lingering => return self.linger_read(),
+            _ => {}
+        }
+        if self.in_drive.replace(true) {
             return;
         }
         if !self.made.get() {
@@ -913,9 +946,9 @@ impl Inner {
         match self.state.get() {
             State::Aborting => {
                 let err = self.fatal.borrow_mut().take();
-                self.finish(err);
+                self.finish(err, false);
             }
-            State::Closing if self.wbuf.borrow().len() == 0 => self.finish(None),
+            State::Closing if self.wbuf.borrow().len() == 0 => self.finish(None, true),
             _ => {}
         }
     }
@@ -1263,24 +1296,32 @@ impl Inner {
     }
 
     /// Closes the fd and calls `connection_lost` (from the loop callback only).
-    fn finish(&self, err: Option<io::Error>) {
-        if self.state.replace(State::Closed) == State::Closed {
+    ///
+    /// A graceful close of a socket whose peer has not sent EOF does not close the fd at
+    /// once: input arriving after `close(2)` (or left unread) makes the kernel answer with
+    /// RST, which destroys the part of our output the peer has not read yet (B27). So the
+    /// write side is shut down (the peer reads our output, then EOF), and the socket
+    /// lingers, reading and discarding, until the peer's EOF, an error or [`LINGER_TIMEOUT`].
+    /// `connection_lost(None)` is called when lingering starts: for the protocol, the
+    /// connection is over. `abort()` (`graceful == false`) never lingers.
+    fn finish(&self, err: Option<io::Error>, graceful: bool) {
+        let linger = graceful
+            && self.kind == Kind::Socket
+            && !self.eof_seen.get()
+            && self.io.borrow().is_some()
+            && !self.core.is_closed();
+        let previous = self.state.replace(if linger {
+            State::Lingering
+        } else {
+            State::Closed
+        });
+        if matches!(previous, State::Closed | State::Lingering) {
             return;
         }
-        let pair = self.io.borrow_mut().take();
-        if let Some(pair) = pair {
-            if err.is_none() && self.kind == Kind::Socket {
-                // Unread input makes close() send RST, which can destroy output the peer
-                // has not read yet (B27): read what is there and drop it first.
-                let mut buf = take_read_buf();
-                for _ in 0..16 {
-                    match pair.io.read(&mut buf) {
-                        Ok(n) if n > 0 => {}
-                        _ => break,
-                    }
-                }
-                put_read_buf(buf);
-            }
+        if linger {
+            self.start_linger();
+        } else {
+            let pair = self.io.borrow_mut().take();
             drop(pair);
         }
         self.wbuf.borrow_mut().clear();
@@ -1305,6 +1346,82 @@ impl Inner {
         if let Some((owner, id)) = owner {
             owner.detach(id);
         }
+    }
+
+    /// Lingering starts: `shutdown(SHUT_WR)` unless done, a deadline, and a first read.
+    fn start_linger(&self) {
+        if !self.eof_sent.replace(true) {
+            if let Some(Io::Sock(s)) = self.io.borrow().as_ref().map(|p| &p.io) {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
+        }
+        let me = self.me.clone();
+        let ev = crate::EventLoop {
+            core: self.core.clone(),
+            owner: false,
+        };
+        let timer = ev.call_later(LINGER_TIMEOUT, move || {
+            if let Some(inner) = me.upgrade() {
+                inner.end_linger();
+            }
+        });
+        *self.linger_timer.borrow_mut() = Some(timer);
+        self.linger_read();
+    }
+
+    /// Reads and discards what the lingering socket holds; closes it on EOF or an error.
+    fn linger_read(&self) {
+        let mut buf = take_read_buf();
+        let mut done = false;
+        let mut discarded = self.discarded.get();
+        for _ in 0..READS_PER_TURN {
+            let r = {
+                let io = self.io.borrow();
+                let Some(pair) = io.as_ref() else {
+                    done = true;
+                    break;
+                };
+                pair.reg.try_io(Direction::Read, || pair.io.read(&mut buf))
+            };
+            match r {
+                Some(Ok(n)) if n > 0 => {
+                    discarded += n;
+                    if discarded > LINGER_MAX_DISCARD {
+                        done = true;
+                        break;
+                    }
+                }
+                None => break, // drained: the next edge runs this again
+                Some(_) => {
+                    done = true; // EOF or an error (a reset): nothing more can come
+                    break;
+                }
+            }
+        }
+        put_read_buf(buf);
+        self.discarded.set(discarded);
+        if done {
+            self.end_linger();
+        } else if self
+            .io
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| p.reg.is_ready(Direction::Read))
+        {
+            self.schedule(); // budget spent with more to read: others first (B02)
+        }
+    }
+
+    /// Lingering ends (peer EOF, error or timeout): close the fd.
+    fn end_linger(&self) {
+        if self.state.replace(State::Closed) != State::Lingering {
+            return;
+        }
+        if let Some(t) = self.linger_timer.borrow_mut().take() {
+            t.cancel();
+        }
+        let pair = self.io.borrow_mut().take();
+        drop(pair);
     }
 }
 
