@@ -75,6 +75,12 @@ pub mod subprocess;
 
 mod runners;
 
+// Issue 9: hooks for the fuzz targets in fuzz/ (feature `fuzzing`; not API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
+
 pub use crate::base_events::{
     Builder, EventLoop, ExceptionContext, Remote, default_exception_handler, get_running_loop,
     try_get_running_loop,
