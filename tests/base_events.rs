@@ -347,7 +347,7 @@ fn huge_durations_do_not_panic_stay_pending_and_can_be_cancelled() {
 }
 
 #[test]
-fn timer_due_during_a_blocking_callback_fires_right_after_it() {
+fn b19_timer_due_during_a_blocking_callback_fires_right_after_it() {
     // B19: the poll timeout is computed from a fresh clock, not the time the turn began; with
     // a stale clock the loop would sleep another ~140 ms after the callback.
     let ev = EventLoop::new().unwrap();

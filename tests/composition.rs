@@ -766,7 +766,7 @@ fn wait_for_a_spawned_task_cancels_it_and_waits_for_its_cleanup() {
 }
 
 #[test]
-fn a_result_arriving_in_the_deadline_turn_is_not_lost() {
+fn b23_a_result_arriving_in_the_deadline_turn_is_not_lost() {
     // The B23 race: the inner future's result is set by a callback due at the very instant
     // of the deadline, scheduled before or after the timeout's own timer.
     for callback_first in [true, false] {

@@ -204,7 +204,7 @@ fn two_hundred_concurrent_clients_are_all_echoed() {
 }
 
 #[test]
-fn half_closed_client_still_receives_every_echoed_byte_then_eof() {
+fn b26_half_closed_client_still_receives_every_echoed_byte_then_eof() {
     // B26: the server treats EOF as "no more input", not as "connection gone".
     corio::run(async {
         let (addr, _ends) = start_echo_server();
@@ -267,10 +267,10 @@ fn peer_reset_mid_stream_is_an_ordinary_error_and_other_clients_are_unaffected()
 }
 
 #[test]
-fn write_to_a_closed_peer_is_broken_pipe_and_never_sigpipe() {
+fn b31_write_to_a_closed_peer_is_broken_pipe_and_never_sigpipe() {
     // B31: std ignores SIGPIPE at startup, which would hide a missing MSG_NOSIGNAL, so the
     // child restores the default action (terminate) before writing.
-    if !in_child("write_to_a_closed_peer_is_broken_pipe_and_never_sigpipe") {
+    if !in_child("b31_write_to_a_closed_peer_is_broken_pipe_and_never_sigpipe") {
         return;
     }
     // SAFETY: `signal` with SIG_DFL installs no handler; this child process runs only this
@@ -469,7 +469,7 @@ extern "C" fn count_signal(_: libc::c_int) {
 }
 
 #[test]
-fn signals_interrupting_the_loop_neither_shorten_a_sleep_nor_stop_serving() {
+fn b05_signals_interrupting_the_loop_neither_shorten_a_sleep_nor_stop_serving() {
     // B05: a handler installed without SA_RESTART makes epoll_wait fail with EINTR each time
     // the signal lands on the loop's thread.
     // SAFETY: `sigaction` is given a fully initialised struct whose handler only touches an

@@ -22,7 +22,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 #[test]
-fn the_handler_runs_on_the_loop_thread_and_the_last_signal_is_never_lost() {
+fn b36_the_handler_runs_on_the_loop_thread_and_the_last_signal_is_never_lost() {
     let _g = serial();
     let ev = corio::EventLoop::new().unwrap();
     let loop_thread = std::thread::current().id();

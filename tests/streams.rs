@@ -179,7 +179,7 @@ impl Rng {
 }
 
 #[test]
-fn readuntil_random_chunkings_property() {
+fn b29_readuntil_random_chunkings_property() {
     corio::run(async {
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         for round in 0..400 {
@@ -208,7 +208,7 @@ fn readuntil_random_chunkings_property() {
 }
 
 #[test]
-fn overlong_line_gives_limit_error_with_bounded_memory() {
+fn b30_overlong_line_gives_limit_error_with_bounded_memory() {
     // A peer sends 10 MiB without a newline: readline fails at the limit, and the reader
     // never holds much more than the limit plus one read (B30).
     corio::run(async {

@@ -180,7 +180,7 @@ fn two_hundred_children_each_print_a_mib_to_stdout_and_stderr() {
 }
 
 #[test]
-fn the_child_gets_only_stdin_stdout_and_stderr() {
+fn b35_the_child_gets_only_stdin_stdout_and_stderr() {
     let _g = serial();
     corio::run(async {
         // Plenty of corio fds open in the parent: a listener, a pipe to another child, the

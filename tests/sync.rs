@@ -458,7 +458,7 @@ fn condition_notify_n_wakes_the_first_n_waiters_in_fifo_order() {
 }
 
 #[test]
-fn condition_notify_all_wakes_only_the_tasks_waiting_at_that_moment() {
+fn b14_condition_notify_all_wakes_only_the_tasks_waiting_at_that_moment() {
     // B14: register A, notify_all, register N in the same turn: A wakes, N stays pending.
     run(async {
         let cond = Rc::new(Condition::new());
@@ -503,7 +503,7 @@ fn condition_notified_waiter_returns_only_once_it_holds_the_lock() {
 }
 
 #[test]
-fn condition_wait_cancelled_reacquires_the_lock_before_the_cancellation_is_seen() {
+fn b21_condition_wait_cancelled_reacquires_the_lock_before_the_cancellation_is_seen() {
     // B21: when wait() ends with Cancelled, the lock is held.
     run(async {
         let cond = Rc::new(Condition::new());
@@ -764,7 +764,7 @@ fn condition_shares_a_lock_with_another_condition() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn condition_wait_under_wait_for_still_holds_the_lock_on_timeout() {
+fn b25_condition_wait_under_wait_for_still_holds_the_lock_on_timeout() {
     // B25: `wait_for(cond.wait(), 10 ms)` inside the lock: no error, and the lock is held
     // when the timeout surfaces, even if another task holds it at the deadline.
     run_on(EventLoop::builder().virtual_time(true), async {

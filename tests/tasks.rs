@@ -393,7 +393,7 @@ fn panic_while_dropping_a_cancelled_future_is_reported_and_others_keep_running()
 // ---- wakers -------------------------------------------------------------------------------
 
 #[test]
-fn task_waker_is_send_and_sync_and_survives_a_million_wakes_from_another_thread() {
+fn b12_task_waker_is_send_and_sync_and_survives_a_million_wakes_from_another_thread() {
     // B12: the waker travels to another thread and is cloned, woken and dropped there
     // while the loop runs the task.
     fn assert_send_sync<T: Send + Sync>(_: &T) {}
@@ -450,7 +450,7 @@ fn task_waker_is_send_and_sync_and_survives_a_million_wakes_from_another_thread(
 }
 
 #[test]
-fn waking_a_finished_task_is_harmless_even_after_the_loop_closed() {
+fn b13_waking_a_finished_task_is_harmless_even_after_the_loop_closed() {
     // B13.
     let ev = EventLoop::new().unwrap();
     let runs = Rc::new(Cell::new(0));

@@ -104,7 +104,7 @@ fn udp_echo_roundtrip() {
 }
 
 #[test]
-fn icmp_port_unreachable_is_not_fatal_b09() {
+fn b09_icmp_port_unreachable_is_not_fatal() {
     corio::run(async {
         let ev = corio::get_running_loop();
         // A port with nobody on it: bind, note it, close.
