@@ -182,7 +182,7 @@ const SEND_FLAGS: libc::c_int = 0;
 impl Io {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Io::Sock(s) => (&*s).read(buf),
+            Io::Sock(s) => crate::sys::recv(s.as_fd(), buf),
             Io::Pipe(f) => (&*f).read(buf),
         }
     }
@@ -190,7 +190,7 @@ impl Io {
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             // MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE (B31).
-            Io::Sock(s) => s.send_with_flags(buf, SEND_FLAGS),
+            Io::Sock(s) => crate::sys::send(s.as_fd(), buf, SEND_FLAGS),
             Io::Pipe(f) => (&*f).write(buf),
         }
     }
@@ -889,10 +889,15 @@ impl Inner {
     /// (asyncio's "Fatal error: protocol.data_received() call failed.").
     fn call<R>(&self, what: &str, f: impl FnOnce(&Slot) -> R) -> Option<R> {
         let slot = self.protocol.borrow().clone()?;
-        self.deliver_deferred_pause(&slot);
-        match catch_unwind(AssertUnwindSafe(|| f(&slot))) {
+        self.call_on(&slot, what, || f(&slot))
+    }
+
+    /// [`call`](Inner::call) with the protocol already in hand (the read path has it).
+    fn call_on<R>(&self, slot: &Slot, what: &str, f: impl FnOnce() -> R) -> Option<R> {
+        self.deliver_deferred_pause(slot);
+        match catch_unwind(AssertUnwindSafe(f)) {
             Ok(r) => {
-                self.deliver_deferred_pause(&slot);
+                self.deliver_deferred_pause(slot);
                 Some(r)
             }
             Err(p) => {
@@ -976,10 +981,13 @@ impl Inner {
             Some(s) => s,
             None => return Ok(ReadOutcome::Done),
         };
-        let n = match &slot {
-            Slot::Plain(_) => {
+        // `more`: readiness is still cached after the read (a full buffer, or an EOF or
+        // error to report); a short read drained the socket and the next edge says when
+        // more comes.
+        let more = match &slot {
+            Slot::Plain(p) => {
                 let mut buf = take_read_buf();
-                let r = self.read_into(&mut buf);
+                let (r, more) = self.read_into(&mut buf);
                 let n = match r {
                     Some(Ok(n)) if n > 0 => n,
                     other => {
@@ -988,14 +996,11 @@ impl Inner {
                     }
                 };
                 let data = &buf[..n];
-                self.call("data_received", |s| {
-                    if let Slot::Plain(p) = s {
-                        p.borrow_mut().data_received(data);
-                    }
+                self.call_on(&slot, "data_received", || {
+                    p.borrow_mut().data_received(data);
                 });
-                let len = buf.len();
                 put_read_buf(buf);
-                (n, len)
+                more
             }
             Slot::Buffered(p) => {
                 let got = catch_unwind(AssertUnwindSafe(|| {
@@ -1004,10 +1009,9 @@ impl Inner {
                     if buf.is_empty() {
                         return Err(io::Error::other("get_buffer() returned an empty buffer"));
                     }
-                    let len = buf.len();
-                    Ok((self.read_into(buf), len))
+                    Ok(self.read_into(buf))
                 }));
-                let (r, len) = match got {
+                let (r, more) = match got {
                     Ok(Ok(v)) => v,
                     Ok(Err(e)) => return Err(e),
                     Err(panic) => {
@@ -1023,34 +1027,28 @@ impl Inner {
                     Some(Ok(n)) if n > 0 => n,
                     other => return self.read_result(other),
                 };
-                self.call("buffer_updated", |s| {
-                    if let Slot::Buffered(p) = s {
-                        p.borrow_mut().buffer_updated(n);
-                    }
+                self.call_on(&slot, "buffer_updated", || {
+                    p.borrow_mut().buffer_updated(n);
                 });
-                (n, len)
+                more
             }
         };
-        let (n, len) = n;
-        if n < len {
-            // A short read drained the socket; the next edge says when more comes.
-            if let Some(pair) = self.io.borrow().as_ref() {
-                pair.reg.clear_after_short_read();
-                if pair.reg.is_ready(Direction::Read) {
-                    // EOF or an error is pending: read again to report it.
-                    return Ok(ReadOutcome::More);
-                }
-            }
-            return Ok(ReadOutcome::Done);
-        }
-        Ok(ReadOutcome::More)
+        Ok(if more {
+            ReadOutcome::More
+        } else {
+            ReadOutcome::Done
+        })
     }
 
     /// One non-blocking read through the cached readiness (`None`: not ready).
-    fn read_into(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    /// With it, whether readiness is still cached (see `Registration::try_read`).
+    fn read_into(&self, buf: &mut [u8]) -> (Option<io::Result<usize>>, bool) {
         let io = self.io.borrow();
-        let pair = io.as_ref()?;
-        pair.reg.try_io(Direction::Read, || pair.io.read(buf))
+        let Some(pair) = io.as_ref() else {
+            return (None, false);
+        };
+        let len = buf.len();
+        pair.reg.try_read(len, || pair.io.read(buf))
     }
 
     /// A read that gave no data: not ready, EOF, or an error.
@@ -1103,17 +1101,8 @@ impl Inner {
                 if wbuf.len() == 0 {
                     break;
                 }
-                let want = wbuf.len();
-                let r = pair
-                    .reg
-                    .try_io(Direction::Write, || pair.io.write(wbuf.pending()));
-                if let Some(Ok(n)) = r {
-                    if n < want {
-                        // The send buffer is full: the next write would only say EAGAIN.
-                        pair.reg.clear_readiness(Direction::Write);
-                    }
-                }
-                r
+                pair.reg
+                    .try_write(wbuf.len(), || pair.io.write(wbuf.pending()))
             };
             match r {
                 None => {
@@ -1185,7 +1174,7 @@ impl Inner {
             let r = {
                 let io = self.io.borrow();
                 let Some(pair) = io.as_ref() else { return };
-                let r = pair.reg.try_io(Direction::Write, || {
+                pair.reg.try_write(total, || {
                     if bufs.len() == 1 {
                         pair.io.write(bufs[0])
                     } else {
@@ -1196,13 +1185,7 @@ impl Inner {
                         }
                         pair.io.writev(&v[..k])
                     }
-                });
-                if let Some(Ok(n)) = r {
-                    if n < total {
-                        pair.reg.clear_readiness(Direction::Write);
-                    }
-                }
-                r
+                })
             };
             match r {
                 Some(Ok(n)) => sent = n,

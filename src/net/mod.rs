@@ -156,6 +156,63 @@ impl Registration {
         }
     }
 
+    /// The transports' read: [`try_io`](Registration::try_io) for a `read` into `len` bytes,
+    /// plus, after a short read, forgetting readability (the socket is drained; see
+    /// `IoTable::clear_after_short_read`). Returns the result and whether readiness is still
+    /// cached (more to read, or an EOF or error to report). One borrow of the I/O table.
+    pub(crate) fn try_read(
+        &self,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> (Option<io::Result<usize>>, bool) {
+        let mut io = self.core.io.borrow_mut();
+        loop {
+            if !io.is_ready(self.key, Direction::Read) {
+                return (None, false);
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    io.clear_readiness(self.key, Direction::Read);
+                    return (None, false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) if n > 0 && n < len => {
+                    io.clear_after_short_read(self.key);
+                    return (Some(Ok(n)), io.is_ready(self.key, Direction::Read));
+                }
+                r => return (Some(r), true),
+            }
+        }
+    }
+
+    /// The transports' write of `len` bytes: [`try_io`](Registration::try_io), plus, after
+    /// a partial write, forgetting writability (the send buffer is full: the next write
+    /// would only say `EAGAIN`). One borrow of the I/O table.
+    pub(crate) fn try_write(
+        &self,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Option<io::Result<usize>> {
+        let mut io = self.core.io.borrow_mut();
+        loop {
+            if !io.is_ready(self.key, Direction::Write) {
+                return None;
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    io.clear_readiness(self.key, Direction::Write);
+                    return None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) if n < len => {
+                    io.clear_readiness(self.key, Direction::Write);
+                    return Some(Ok(n));
+                }
+                r => return Some(r),
+            }
+        }
+    }
+
     /// Whether the cached readiness allows `dir`.
     pub(crate) fn is_ready(&self, dir: Direction) -> bool {
         self.core.io.borrow_mut().is_ready(self.key, dir)
@@ -184,14 +241,6 @@ impl Registration {
     /// The loop this fd is registered with.
     pub(crate) fn core(&self) -> &Rc<Core> {
         &self.core
-    }
-
-    pub(crate) fn clear_after_short_read(&self) {
-        self.core.io.borrow_mut().clear_after_short_read(self.key);
-    }
-
-    pub(crate) fn clear_readiness(&self, dir: Direction) {
-        self.core.io.borrow_mut().clear_readiness(self.key, dir);
     }
 
     /// Whether the peer was reported to have closed its side.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
@@ -233,7 +233,8 @@ impl TcpStream {
     /// The poll form of [`read`](TcpStream::read).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let len = buf.len();
-        self.reg.poll_read_io(cx, len, || (&self.sock).read(buf))
+        self.reg
+            .poll_read_io(cx, len, || crate::sys::recv(self.sock.as_fd(), buf))
     }
 
     /// Writes some of `buf`, returning how much was written.
@@ -243,8 +244,10 @@ impl TcpStream {
 
     /// The poll form of [`write`](TcpStream::write).
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.reg
-            .poll_write_io(cx, buf.len(), || (&self.sock).write(buf))
+        // MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE (B31), as std's `write` does.
+        self.reg.poll_write_io(cx, buf.len(), || {
+            crate::sys::send(self.sock.as_fd(), buf, crate::sys::SEND_NOSIGNAL)
+        })
     }
 
     /// Writes all of `buf` (asyncio's `sock_sendall`). If the future is dropped part-way,

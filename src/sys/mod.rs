@@ -17,7 +17,7 @@
 //! | `notify.rs` | the wake-up descriptor: an eventfd, or a pipe where eventfd is blocked (Linux, Android) |
 //! | `poller.rs` | the two `unsafe` entry points of the `polling` crate |
 //! | `process.rs` | pidfd calls, `waitid`/`waitpid`, `kill`, the child's `close_range` hook, `getnameinfo` |
-//! | here | [`raise_nofile_limit`], [`accept4`], [`set_nonblocking`], [`pipe`] and the `syscall!` helper |
+//! | here | [`raise_nofile_limit`], [`accept4`], [`recv`], [`send`], [`set_nonblocking`], [`pipe`] and the `syscall!` helper |
 
 use std::io;
 use std::net::SocketAddr;
@@ -127,6 +127,71 @@ pub(crate) fn accept4(listener: impl AsFd) -> io::Result<(OwnedFd, SocketAddr)> 
         )
     })?;
     Ok((OwnedFd::from(socket), addr))
+}
+
+/// `recv(fd, buf, 0)`: one read from a socket, the hot path of every transport and stream.
+///
+/// On Linux this is the raw `recvfrom` system call through `syscall(2)`, not glibc's `recv`:
+/// glibc's wrapper is a pthread cancellation point and brackets every call with
+/// `__pthread_enable_asynccancel`/`__pthread_disable_asynccancel`, about 30 instructions that
+/// corio never needs (it never cancels threads). Elsewhere it is `recv`. `EINTR` is returned
+/// as is (the callers retry).
+pub(crate) fn recv(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    #[cfg(target_os = "linux")]
+    // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes for the whole call, `fd` is
+    // borrowed so it stays open, and the null address pointers mean "no address wanted".
+    let n = syscall!(unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            0,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    })?;
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: as above: a live writable slice and a borrowed, open fd.
+    let n = syscall!(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })?;
+    Ok(n as usize)
+}
+
+/// The `send` flag that turns `SIGPIPE` into `EPIPE` where it exists (0 elsewhere: there
+/// the socket's `SO_NOSIGPIPE` or the ignored signal does it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const SEND_NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const SEND_NOSIGNAL: libc::c_int = 0;
+
+/// `send(fd, buf, flags)`: one write to a socket (see [`recv`] for why it is the raw system
+/// call on Linux). Callers pass `MSG_NOSIGNAL` where it exists, so a closed peer is `EPIPE`,
+/// never `SIGPIPE` (B31).
+pub(crate) fn send(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &[u8],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    #[cfg(target_os = "linux")]
+    // SAFETY: `buf` is a live slice of `buf.len()` bytes for the whole call, `fd` is borrowed
+    // so it stays open, and a null address with length 0 means "the connected peer".
+    let n = syscall!(unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd.as_raw_fd(),
+            buf.as_ptr(),
+            buf.len(),
+            flags,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::socklen_t,
+        )
+    })?;
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: as above: a live slice and a borrowed, open fd.
+    let n = syscall!(unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })?;
+    Ok(n as usize)
 }
 
 /// Sets (`on`) or clears `O_NONBLOCK` on any fd (a pipe, a tty, a socket); returns whether it
