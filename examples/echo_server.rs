@@ -152,25 +152,34 @@ fn usage(err: &str) -> ! {
 async fn echo(stream: TcpStream, buffer: usize, idle: Option<Duration>) {
     let mut buf = vec![0u8; buffer];
     loop {
-        let n = match within(idle, stream.read(&mut buf)).await {
-            Some(Ok(0) | Err(_)) | None => break, // EOF, reset, idle: this client is done
-            Some(Ok(n)) => n,
+        // With --idle-timeout, each step races a timer; without, there is none to pay for.
+        let read = match idle {
+            None => stream.read(&mut buf).await,
+            Some(d) => corio::wait_for(stream.read(&mut buf), d)
+                .await
+                .unwrap_or_else(timed_out),
         };
-        match within(idle, stream.write_all(&buf[..n])).await {
-            Some(Ok(())) => {}
-            Some(Err(_)) | None => break, // gone, or not reading its echoes
+        let n = match read {
+            Ok(0) | Err(_) => break, // EOF, reset, idle: this client is done
+            Ok(n) => n,
+        };
+        let wrote = match idle {
+            None => stream.write_all(&buf[..n]).await,
+            Some(d) => corio::wait_for(stream.write_all(&buf[..n]), d)
+                .await
+                .unwrap_or_else(timed_out),
+        };
+        if wrote.is_err() {
+            break; // gone, or not reading its echoes
         }
     }
     // The peer half-closed (or left): finish our side too; the fd closes when `stream` drops.
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// `fut`, or `None` if `idle` is set and it takes longer than that.
-async fn within<F: std::future::Future>(idle: Option<Duration>, fut: F) -> Option<F::Output> {
-    match idle {
-        Some(d) => corio::wait_for(fut, d).await.ok(),
-        None => Some(fut.await),
-    }
+/// What an idle timeout turns into: the connection's step failed.
+fn timed_out<T>(_: corio::TimeoutError) -> std::io::Result<T> {
+    Err(std::io::ErrorKind::TimedOut.into())
 }
 
 fn is_out_of_fds(e: &std::io::Error) -> bool {
@@ -361,23 +370,39 @@ async fn echo_streams(
 ) {
     let mut buf = vec![0u8; buffer];
     loop {
-        let n = match within(idle, reader.read_into(&mut buf)).await {
-            Some(Ok(0) | Err(_)) | None => break,
-            Some(Ok(n)) => n,
+        let read = match idle {
+            None => reader.read_into(&mut buf).await,
+            Some(d) => corio::wait_for(reader.read_into(&mut buf), d)
+                .await
+                .unwrap_or_else(timed_out),
+        };
+        let n = match read {
+            Ok(0) | Err(_) => break, // EOF, reset, idle: this client is done
+            Ok(n) => n,
         };
         writer.write(&buf[..n]);
-        match within(idle, writer.drain()).await {
-            Some(Ok(())) => {}
-            Some(Err(_)) => break,
-            None => {
+        let drained = match idle {
+            None => writer.drain().await,
+            Some(d) => corio::wait_for(writer.drain(), d)
+                .await
+                .unwrap_or_else(timed_out),
+        };
+        match drained {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 writer.transport().abort(); // the peer does not read its echoes
                 return;
             }
+            Err(_) => break,
         }
     }
     writer.close();
-    if within(idle, writer.wait_closed()).await.is_none() {
-        writer.transport().abort();
+    if let Some(d) = idle {
+        if corio::wait_for(writer.wait_closed(), d).await.is_err() {
+            writer.transport().abort();
+        }
+    } else {
+        let _ = writer.wait_closed().await;
     }
 }
 
