@@ -260,8 +260,10 @@ class Report:
             w(f"## {c['conns']:,} connections")
             w("")
             w("The load generator opens every connection (100 connects in flight), makes one round trip on each, "
-              "then all of them loop for the window. RSS per connection = (server VmRSS after every connection "
-              "made its first round trip − VmRSS before the first connect) / connections.")
+              "then all of them loop for the window. RSS per connection = (the larger of the server's VmRSS after every connection "
+              "made its first round trip and at the end of the window, while all of them echo − VmRSS before the first "
+              "connect) / connections. (Until 2026-11-22 only the first was taken, which flattered servers whose "
+              "buffers are touched lazily.)")
             w("")
             w("| server | all served | RSS per conn (B) | vs tokio | connect + first rt (s) | round trips/s | min rts per conn in window | p99 µs | runs ok |")
             w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -276,6 +276,12 @@ def echo_run(server, cfg, strace_secs=None):
         time.sleep(strace_secs if strace_secs is not None else cfg["duration"])
         c1, l1, s1 = proc_cpu(srv.pid), proc_cpu(lg.pid), sys_cpu()
         t1 = time.monotonic()
+        # RSS per connection while every connection is echoing, not only after connect: a
+        # buffer allocated lazily (calloc'd pages untouched until the first read) made
+        # "after connect" flatter one server than another.
+        rss2 = proc_rss(srv.pid)
+        res["rss_while_echoing"] = rss2
+        res["rss_per_conn"] = (max(rss1, rss2) - rss0) / cfg["conns"]
         lg.stdin.write(b"stop\n")
         lg.stdin.flush()
         line = read_line(lg, 30.0)
