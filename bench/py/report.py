@@ -107,9 +107,10 @@ class Report:
         self.add("echo1k-vs-asyncio", "echo 1 KiB × 100", "server CPU µs/rt vs asyncio streams",
                  e("echo1k", "corio", "cpu_us_per_rt"), e("echo1k", "asyncio-streams", "cpu_us_per_rt"), 0.5, "<=", "µs",
                  missing=self.why_missing("corio", "asyncio-streams"))
-        self.add("echo1k-vs-uvloop", "echo 1 KiB × 100", "server CPU µs/rt vs uvloop protocol",
-                 e("echo1k", "corio", "cpu_us_per_rt"), e("echo1k", "uvloop-protocol", "cpu_us_per_rt"), 0.85, "<=", "µs",
-                 missing=self.why_missing("corio", "uvloop-protocol"))
+        # Like for like: corio's protocol server against uvloop's protocol server.
+        self.add("echo1k-vs-uvloop", "echo 1 KiB × 100", "server CPU µs/rt, protocol server, vs uvloop protocol",
+                 e("echo1k", "corio-protocol", "cpu_us_per_rt"), e("echo1k", "uvloop-protocol", "cpu_us_per_rt"), 0.85, "<=", "µs",
+                 missing=self.why_missing("corio-protocol", "uvloop-protocol"))
         self.add("echo64k-throughput", "echo 64 KiB × 50", "throughput (round trips/s) vs tokio",
                  e("echo64k", "corio", "rt_per_s"), e("echo64k", "tokio", "rt_per_s"), 1.0, ">=", "rt/s",
                  missing=self.why_missing("corio", "tokio"))

@@ -128,7 +128,10 @@ def server_table(full):
     py = shutil.which("python3") or sys.executable
     echo = os.path.join(REL, "examples", "echo_server")
     s = [
-        {"id": "corio", "label": "corio (streams)", "candidates": [[echo, "{addr}"]]},
+        # The mode is explicit: echo_server's default is `protocol`, and until 2026-11-22 this row
+        # ran the protocol server under the "streams" label.
+        {"id": "corio", "label": "corio (streams)",
+         "candidates": [[echo, "--mode", "streams", "{addr}"], [echo, "{addr}", "--mode", "streams"]]},
         {"id": "corio-protocol", "label": "corio (protocol)",
          "candidates": [[echo, "--mode", "protocol", "{addr}"], [echo, "{addr}", "--mode", "protocol"]]},
         {"id": "tokio", "label": "tokio current_thread", "candidates": [[os.path.join(REL, "echo_tokio"), "{addr}"]]},
