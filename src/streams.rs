@@ -201,6 +201,13 @@ impl RecvBuf {
             }
         }
     }
+    /// Frees the storage of an empty buffer (a no-op when there is none).
+    fn release(&mut self) {
+        debug_assert_eq!(self.len(), 0);
+        if self.data.capacity() != 0 {
+            *self = RecvBuf::default();
+        }
+    }
     fn take(&mut self, n: usize) -> Vec<u8> {
         let v = self.data[self.start..self.start + n].to_vec();
         self.consume(n);
@@ -208,6 +215,10 @@ impl RecvBuf {
     }
     fn take_all(&mut self) -> Vec<u8> {
         self.take(self.len())
+    }
+    /// Free space at the end, without moving or growing anything.
+    fn spare(&self) -> usize {
+        self.data.len() - self.end
     }
     /// Room to receive at least `want` bytes at the end.
     fn room(&mut self, want: usize) -> &mut [u8] {
@@ -402,7 +413,13 @@ impl BufferedProtocol for StreamProtocol {
 
     fn get_buffer(&mut self, sizehint: usize) -> &mut [u8] {
         let want = sizehint.clamp(MIN_READ_ROOM, crate::transports::READ_SIZE);
-        let room = self.buf.room(MIN_READ_ROOM);
+        // Free space already there is good enough down to a quarter of the usual room:
+        // doubling a 16 KiB buffer because 1 KiB waits in it would cost idle connections.
+        let room = if self.buf.spare() >= MIN_READ_ROOM / 4 {
+            &mut self.buf.data[self.buf.end..]
+        } else {
+            self.buf.room(MIN_READ_ROOM)
+        };
         let n = room.len().min(want);
         &mut room[..n]
     }
@@ -571,6 +588,10 @@ impl StreamReader {
         let mut s = self.shared.borrow_mut();
         s.check_exception()?;
         if s.buf.len() == 0 && !s.eof && buf.len() >= MIN_DIRECT_READ {
+            // From here on the caller's buffer does the receiving: give back the one the
+            // buffered path filled (typically before this task first ran), or every idle
+            // connection would keep it (issue 8: memory per connection).
+            s.buf.release();
             if let Some(t) = &s.transport {
                 // The fast path: receive into `buf` (see `Transport::read_direct`).
                 match t.read_direct(buf, cx) {
@@ -1243,5 +1264,77 @@ mod futures_io_impls {
                 assert_eq!(r.read_to_end().await.unwrap(), b"via futures-io");
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Issue 8's 10 000-connection benchmark found 32 KiB per idle streams connection: the
+    /// first request, received before the connection's task first ran, went through the
+    /// protocol's buffer, which then stayed allocated although every later read went
+    /// straight into the caller's buffer.
+    #[test]
+    fn direct_reads_release_the_buffer_the_first_request_filled() {
+        crate::run(async {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let server = start_server(
+                move |mut r: StreamReader, w: StreamWriter| {
+                    let tx = tx.clone();
+                    async move {
+                        // Let the request arrive before the first read: the transport
+                        // receives it into the protocol's buffer.
+                        crate::sleep(Duration::from_millis(30)).await;
+                        let had = r.shared.borrow().buf.data.capacity();
+                        let mut buf = vec![0u8; 16 * 1024];
+                        let n = r.read_into(&mut buf).await.unwrap();
+                        // Nothing buffered now: the next read takes the direct path.
+                        let next = poll_fn(|cx| Poll::Ready(r.poll_read_into(cx, &mut buf))).await;
+                        let after = r.shared.borrow().buf.data.capacity();
+                        tx.send((had, n, next.is_pending(), after)).unwrap();
+                        w.close();
+                    }
+                },
+                "127.0.0.1:0",
+            )
+            .await
+            .unwrap();
+            let (_r, w) = open_connection(server.local_addr().unwrap()).await.unwrap();
+            w.write(&[7u8; 1024]);
+            w.drain().await.unwrap();
+            let got = loop {
+                if let Ok(got) = rx.try_recv() {
+                    break got;
+                }
+                crate::sleep(Duration::from_millis(5)).await;
+            };
+            let (had, n, pending, after) = got;
+            assert!(had > 0, "the request went through the protocol's buffer");
+            assert_eq!(n, 1024);
+            assert!(pending, "no more data: the direct read parks");
+            assert_eq!(after, 0, "the idle connection still holds {had} bytes");
+        });
+    }
+
+    /// The same benchmark: a second `get_buffer` while 1 KiB waited doubled 16 KiB to 32.
+    #[test]
+    fn get_buffer_uses_the_room_it_has_instead_of_doubling() {
+        let shared = new_shared(DEFAULT_LIMIT, None);
+        let mut p = shared.borrow_mut();
+        let first = p.get_buffer(crate::transports::READ_SIZE).len();
+        assert_eq!(first, MIN_READ_ROOM);
+        p.buf.end += 1024; // what buffer_updated(1024) records, without waking anyone
+        let second = p.get_buffer(crate::transports::READ_SIZE).len();
+        assert_eq!(second, MIN_READ_ROOM - 1024);
+        assert_eq!(
+            p.buf.data.len(),
+            MIN_READ_ROOM,
+            "no growth while room is left"
+        );
+        // Nearly full: then it grows (or compacts) to give the usual room.
+        p.buf.end = MIN_READ_ROOM - 100;
+        assert!(p.get_buffer(crate::transports::READ_SIZE).len() >= MIN_READ_ROOM);
     }
 }
