@@ -2,7 +2,8 @@
 //! 200 concurrent clients sending messages of 1 B to 256 KiB with every byte echoed in order;
 //! a client that resets mid-stream disturbs no other; once all have left, the server's open fd
 //! count is back to where it started. Run against every `--mode`. Skips with a note when
-//! python3 is missing.
+//! python3 is missing, except under CI (`CI` set), where python3 is installed and a missing
+//! one is a failure: a skipped acceptance test must not look like a passing one.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -109,10 +110,30 @@ fn run_mode(mode: &str) {
     );
 }
 
+/// Whether the `CI` environment variable says this is a CI run (`CI=true`).
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Whether python3 runs here. When it does not: a failure under CI (which installs it), a
+/// printed skip note elsewhere.
+fn python3_available() -> bool {
+    let probe = Command::new("python3").arg("--version").output();
+    if probe.as_ref().is_ok_and(|out| out.status.success()) {
+        return true;
+    }
+    assert!(
+        !under_ci(),
+        "python3 does not run ({probe:?}) but CI is set: CI installs python3, so the Python \
+         interop test must run there, not skip"
+    );
+    eprintln!("note: python3 not installed: skipping the Python client test");
+    false
+}
+
 #[test]
 fn echo_server_serves_200_python_clients_and_resets_in_every_mode() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("python3 not installed: skipping");
+    if !python3_available() {
         return;
     }
     for mode in ["protocol", "streams", "sockets"] {
