@@ -184,12 +184,28 @@ fn gather_returns_the_first_failure_and_the_other_children_keep_running() {
 #[test]
 fn a_cancelled_child_fails_the_gather_with_its_message() {
     vrun(async {
-        let g = gather([sleep(ms(100)), sleep(ms(1))]);
+        let log = Log::default();
+        let g = gather(["a", "b", "c"].map(|n| worker(log.clone(), n, ms(100), ms(2))));
         yield_now().await;
         assert!(g.cancel(Some("stop")));
         let err = g.await.unwrap_err();
         assert!(err.is_cancelled());
         assert_eq!(err.to_string(), "task cancelled: stop");
+        // Every child got the cancellation, with the message, and none slept through.
+        sleep(ms(200)).await;
+        let mut got = log.get();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "a cancelled: stop",
+                "a cleaned up",
+                "b cancelled: stop",
+                "b cleaned up",
+                "c cancelled: stop",
+                "c cleaned up"
+            ]
+        );
     });
 }
 
@@ -1161,40 +1177,64 @@ trait MapOk: Future + Sized {
 
 impl<F: Future> MapOk for F {}
 
+/// The race the name says: "a" fails first (5 ms) and the group cancels "b" and "c". Both
+/// catch the cancellation and clean up asynchronously; "c" fails at 10 ms *while "b" is still
+/// inside its cleanup* (checked at that moment), and "b" fails at the end of its cleanup
+/// (25 ms). asyncio's semantics: the second failure does not cancel "b" again (its cleanup
+/// sleep runs to the end), the group waits for that cleanup, and reports every failure, in
+/// the order they happened.
 #[test]
 fn a_child_failing_while_another_is_mid_cleanup() {
     vrun(async {
         let tg = TaskGroup::<String>::new();
-        let cleaned = Rc::new(Cell::new(false));
+        let log = Log::default();
+        let b_in_cleanup = Rc::new(Cell::new(false));
         let t0 = now();
-        let c2 = cleaned.clone();
         let err = tg
             .run(async {
                 tg.spawn_named("a", async {
                     sleep(ms(5)).await;
                     Err::<(), _>("a failed".to_string())
                 });
+                let (l, inside) = (log.clone(), b_in_cleanup.clone());
                 tg.spawn_named("b", async move {
-                    if let Err(c) = catch_cancel(sleep(ms(1000))).await {
-                        sleep(ms(20)).await; // cleanup, while "a" has already failed
-                        c2.set(true);
-                        return Err(format!("b failed in its cleanup ({c})"));
-                    }
-                    Ok(())
+                    let c = catch_cancel(sleep(ms(1000))).await.unwrap_err();
+                    l.push(format!("{:?} b cleaning up after {c}", since(t0)));
+                    inside.set(true);
+                    sleep(ms(20)).await; // a second cancellation would end it here
+                    inside.set(false);
+                    l.push(format!("{:?} b cleaned up", since(t0)));
+                    Err::<(), _>(format!("b failed in its cleanup ({c})"))
                 });
-                // A third child whose cleanup succeeds.
-                tg.spawn_named("c", async {
-                    let _ = catch_cancel(sleep(ms(1000))).await;
-                    sleep(ms(10)).await;
-                    Ok(())
+                let (l, inside) = (log.clone(), b_in_cleanup.clone());
+                tg.spawn_named("c", async move {
+                    let c = catch_cancel(sleep(ms(1000))).await.unwrap_err();
+                    sleep(ms(5)).await;
+                    l.push(format!(
+                        "{:?} c fails, b in cleanup: {}",
+                        since(t0),
+                        inside.get()
+                    ));
+                    Err::<(), _>(format!("c failed in its cleanup ({c})"))
                 });
-                sleep(ms(1000)).await;
+                sleep(ms(1000)).await; // cancelled by the first failure
+                log.push("body went on");
                 Ok(())
             })
             .await
             .unwrap_err();
-        assert!(cleaned.get(), "the scope waited for the cleanup");
-        assert_eq!(since(t0), ms(25));
+        assert_eq!(
+            log.get(),
+            [
+                "5ms b cleaning up after cancelled",
+                "10ms c fails, b in cleanup: true",
+                "25ms b cleaned up",
+            ],
+            "c failed while b was mid-cleanup, and b's cleanup was not cancelled again"
+        );
+        assert!(!b_in_cleanup.get());
+        assert_eq!(since(t0), ms(25), "the scope waited for b's cleanup");
+        assert!(tg.is_empty());
         let failures: Vec<_> = err
             .failures()
             .iter()
@@ -1204,14 +1244,17 @@ fn a_child_failing_while_another_is_mid_cleanup() {
             failures,
             [
                 ("a", "a failed"),
-                ("b", "b failed in its cleanup (cancelled)")
+                ("c", "c failed in its cleanup (cancelled)"),
+                ("b", "b failed in its cleanup (cancelled)"),
             ]
         );
+        assert!(err.cancelled().is_none(), "no outside cancellation");
         assert_eq!(
             err.to_string(),
-            "unhandled errors in a TaskGroup (2 sub-exceptions): a: a failed; \
-             b: b failed in its cleanup (cancelled)"
+            "unhandled errors in a TaskGroup (3 sub-exceptions): a: a failed; \
+             c: c failed in its cleanup (cancelled); b: b failed in its cleanup (cancelled)"
         );
+        assert_eq!(corio::current_task().unwrap().cancelling(), 0);
     });
 }
 
@@ -1559,22 +1602,23 @@ fn a_runner_runs_several_mains_on_one_loop() {
 // ---------------------------------------------------------------------------------------
 // The examples print what they claim
 
-/// Runs `target/<profile>/examples/<name>` and returns its stdout, or `None` if it was not
-/// built (`cargo test` builds the examples; `cargo test --test composition` alone does not).
-fn run_example(name: &str) -> Option<String> {
+/// Runs `target/<profile>/examples/<name>` (found from this test binary, in
+/// `target/<profile>/deps/`) and returns its stdout. `cargo test` builds the examples first;
+/// if one is missing (`cargo test --test composition` alone), the test fails rather than
+/// passing without checking anything.
+fn run_example(name: &str) -> String {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent()?.parent()?.join("examples").join(name);
-    if !path.exists() {
-        eprintln!(
-            "skipped: {} is not built (run `cargo build --examples`)",
-            path.display()
-        );
-        return None;
-    }
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples (or run `cargo build --examples`)",
+        path.display()
+    );
     let _dog = watchdog(Duration::from_secs(60));
     let out = std::process::Command::new(&path).output().unwrap();
     assert!(out.status.success(), "{name} failed: {out:?}");
-    Some(String::from_utf8(out.stdout).unwrap())
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Asserts that `lines` appear in `out`, in this order.
@@ -1590,9 +1634,7 @@ fn assert_in_order(out: &str, lines: &[&str]) {
 
 #[test]
 fn example_timeouts_prints_each_outcome() {
-    let Some(out) = run_example("timeouts") else {
-        return;
-    };
+    let out = run_example("timeouts");
     assert_in_order(
         &out,
         &[
@@ -1611,9 +1653,7 @@ fn example_timeouts_prints_each_outcome() {
 
 #[test]
 fn example_concurrent_requests_prints_each_part() {
-    let Some(out) = run_example("concurrent_requests") else {
-        return;
-    };
+    let out = run_example("concurrent_requests");
     assert_in_order(
         &out,
         &[
