@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -98,35 +99,143 @@ fn ok(name: &str, args: &[&str]) -> Output {
     out
 }
 
+/// An example running in the background, its stdout read line by line (by a thread, so it
+/// never blocks on a full pipe); killed when dropped.
+struct Running {
+    label: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far, in order.
+    seen: Vec<String>,
+}
+
+impl Running {
+    /// Starts example `name` with `args` and `stdin`; stderr goes to the test's stderr.
+    fn start(name: &str, args: &[&str], stdin: Stdio) -> Running {
+        let mut cmd = Command::new(example(name));
+        cmd.args(args).stdin(stdin);
+        Running::spawn(&format!("{name} {args:?}"), cmd)
+    }
+
+    /// Starts `cmd` (its stdout is piped here), naming it `label` in failures.
+    fn spawn(label: &str, mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                // Keep draining even when nobody listens any more.
+                let _ = tx.send(line);
+            }
+        });
+        Running {
+            label: label.to_string(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to [`LIMIT`]) for the next line for which `pred` holds, and returns it.
+    fn expect(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "{}: no line {what} ({e:?} after {LIMIT:?}); printed so far:\n{}",
+                    self.label,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The `ADDR` of its first line, `listening on ADDR`.
+    fn listening(&mut self) -> String {
+        let line = self.expect("(the first)", |_| true);
+        line.strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{} printed {line:?} first", self.label))
+            .to_string()
+    }
+
+    /// Waits (up to [`LIMIT`]) for it to exit and for the rest of its stdout.
+    fn finish(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "{}: still running after {LIMIT:?}; printed:\n{}",
+                    self.label,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: closed its stdout but did not exit",
+                self.label
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn is_alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
 /// A running echo server, killed when dropped.
 struct Server {
-    child: Child,
+    run: Running,
     addr: SocketAddr,
 }
 
 impl Server {
     fn start() -> Server {
-        let mut child = Command::new(example("echo_server"))
-            .arg("127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("echo_server printed {line:?}"))
-            .trim()
-            .parse()
-            .unwrap();
-        Server { child, addr }
+        Server::start_with(&["127.0.0.1:0"])
+    }
+
+    fn start_with(args: &[&str]) -> Server {
+        Server::from(Running::start("echo_server", args, Stdio::null()))
+    }
+
+    fn from(mut run: Running) -> Server {
+        let addr = run.listening().parse().unwrap();
+        Server { run, addr }
     }
 
     fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.run.pid()))
             .unwrap()
             .count()
     }
@@ -141,13 +250,6 @@ impl Server {
             }
             thread::sleep(Duration::from_millis(10));
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
     }
 }
 
@@ -168,7 +270,20 @@ fn hello_says_hello_then_world_concurrently() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[..3], ["started", "hello", "world"]);
     assert!(out.took >= Duration::from_secs(2));
-    assert!(out.took < Duration::from_secs(2) + LIMIT / 2);
+    // The example times itself on its loop (process start-up excluded) and prints it with
+    // one decimal. Concurrent: 2.0 s. One task after the other: 1 s + 2 s, at least 3.0 s.
+    // Below 2.8 leaves 0.7 s for scheduling delays on a loaded machine.
+    let secs: f64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("finished in "))
+        .and_then(|t| t.strip_suffix(" s"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no `finished in X s` line:\n{}", out.stdout));
+    assert!(secs >= 2.0, "the 2 s sleep ended early: {secs} s");
+    assert!(
+        secs < 2.8,
+        "took {secs} s: the two sleeps did not overlap (one after the other takes 3 s)"
+    );
 }
 
 #[test]
@@ -347,4 +462,284 @@ fn rate_limit_never_exceeds_its_semaphore() {
 fn new_primitive_token_bucket_paces_requests() {
     let out = ok("new_primitive", &[]);
     assert!(out.stdout.contains("requests passed in"), "{}", out.stdout);
+}
+
+#[test]
+fn udp_echo_echoes_datagrams_and_its_client_prints_echoes_and_carries_on_after_refusals() {
+    let mut server = Running::start("udp_echo", &["127.0.0.1:0"], Stdio::null());
+    let addr = server.listening();
+
+    // Any client: every datagram comes back whole, from the server's address.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    for msg in [
+        &b"x"[..],
+        &[7u8; 1000][..],
+        &(0..=255).collect::<Vec<u8>>()[..],
+    ] {
+        sock.send_to(msg, &addr).unwrap();
+        let (n, from) = sock.recv_from(&mut buf).expect("no echo within 10 s");
+        assert_eq!(&buf[..n], msg);
+        assert_eq!(from.to_string(), addr);
+    }
+
+    // The example's own client prints each echo, one line per message.
+    let out = ok("udp_echo", &[&addr, "--client", "hello", "second message"]);
+    assert_eq!(out.stdout, "hello\nsecond message\n");
+
+    // A port nobody listens on: each datagram's ICMP error is reported, and the client
+    // carries on to the next message instead of dying.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = ok("udp_echo", &[&closed, "--client", "one", "two"]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    for line in lines {
+        assert!(
+            line.starts_with("error: ") && line.to_lowercase().contains("refused"),
+            "expected a connection-refused error, got {line:?}"
+        );
+    }
+    assert!(server.is_alive(), "the server died");
+}
+
+#[test]
+fn unix_echo_replaces_a_stale_socket_file_and_echoes_round_trips() {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let dir = std::env::temp_dir().join(format!("corio-unix-echo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("echo.sock");
+    let path_str = path.to_str().unwrap();
+    // A stale socket file: bound, then nobody listening.
+    drop(UnixListener::bind(&path).unwrap());
+    assert!(path.exists() && UnixStream::connect(&path).is_err());
+
+    let mut server = Running::start("unix_echo", &[path_str], Stdio::null());
+    assert_eq!(server.listening(), path_str);
+
+    // The example's client: one line there and back.
+    let out = ok("unix_echo", &[path_str, "--client", "hello over unix"]);
+    assert_eq!(out.stdout, "hello over unix\n");
+
+    // Any client: 1 MiB written while the echo is read, then a half-close; every byte comes
+    // back in order, then EOF.
+    let mut conn = UnixStream::connect(&path).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let writer = {
+        let (mut w, data) = (conn.try_clone().unwrap(), data.clone());
+        thread::spawn(move || {
+            w.write_all(&data).unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        })
+    };
+    let mut back = Vec::new();
+    conn.read_to_end(&mut back)
+        .expect("the echo stalled or failed");
+    writer.join().unwrap();
+    assert!(
+        back == data,
+        "echo differs ({} of {} bytes)",
+        back.len(),
+        data.len()
+    );
+    assert!(server.is_alive(), "the server died");
+
+    drop(server);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn stdin_reader_reads_piped_lines_while_its_timer_keeps_ticking() {
+    let mut reader = Running::start("stdin_reader", &["--tick-ms", "20"], Stdio::piped());
+    let mut stdin = reader.child.stdin.take().unwrap();
+    // Nothing written yet: the loop waits for input and the timer still ticks.
+    reader.expect("tick 3", |l| l == "tick 3");
+    stdin.write_all(b"first line\n").unwrap();
+    reader.expect("read: first line", |l| l == "read: first line");
+    // Waiting for the next line, the ticks go on again.
+    for n in 1..=3 {
+        reader.expect(&format!("tick number {n} after the first line"), |l| {
+            l.starts_with("tick ")
+        });
+    }
+    // A line and a last one without a newline, then EOF.
+    stdin.write_all(b"second\nno newline").unwrap();
+    drop(stdin);
+    assert!(reader.finish().success(), "{:?}", reader.seen);
+
+    let seen = &reader.seen;
+    let (ticks, others): (Vec<&String>, Vec<&String>) =
+        seen.iter().partition(|l| l.starts_with("tick "));
+    assert_eq!(
+        others,
+        [
+            "read: first line",
+            "read: second",
+            "read: no newline",
+            "eof after 3 lines"
+        ],
+        "{seen:?}"
+    );
+    for (i, t) in ticks.iter().enumerate() {
+        assert_eq!(**t, format!("tick {}", i + 1), "{seen:?}");
+    }
+    let at = |line: &str| seen.iter().position(|l| l == line).unwrap();
+    let between = seen[at("read: first line")..at("read: second")]
+        .iter()
+        .filter(|l| l.starts_with("tick "))
+        .count();
+    assert!(between >= 3, "{seen:?}");
+    assert_eq!(
+        seen.last().unwrap(),
+        "eof after 3 lines",
+        "the ticker is cancelled at EOF"
+    );
+}
+
+#[test]
+fn stdin_reader_reads_a_regular_file_directly() {
+    let path = std::env::temp_dir().join(format!("corio-stdin-reader-{}", std::process::id()));
+    std::fs::write(&path, "x\ny\n").unwrap();
+    let mut reader = Running::start(
+        "stdin_reader",
+        &["--tick-ms", "20"],
+        Stdio::from(File::open(&path).unwrap()),
+    );
+    assert!(reader.finish().success(), "{:?}", reader.seen);
+    std::fs::remove_file(&path).ok();
+    let others: Vec<&String> = reader
+        .seen
+        .iter()
+        .filter(|l| !l.starts_with("tick "))
+        .collect();
+    assert_eq!(others.len(), 4, "{:?}", reader.seen);
+    assert!(
+        others[0].starts_with("stdin is not pollable"),
+        "{:?}",
+        reader.seen
+    );
+    assert_eq!(others[1..], ["read: x", "read: y", "eof after 2 lines"]);
+}
+
+#[test]
+fn chat_client_joins_a_chat_server_sends_its_stdin_and_prints_broadcasts() {
+    let mut server = Running::start("chat_server", &["127.0.0.1:0"], Stdio::null());
+    let addr = server.listening();
+
+    // bob: a plain socket in the room.
+    let bob = TcpStream::connect(&addr).unwrap();
+    bob.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut bob_w = bob.try_clone().unwrap();
+    let mut bob_r = BufReader::new(bob);
+    bob_w.write_all(b"CONNECT bob\n").unwrap();
+    let mut bob_expects = |want: &str| {
+        let mut got = Vec::new();
+        loop {
+            let mut line = String::new();
+            bob_r
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("bob: no {want:?} ({e}); got {got:?}"));
+            assert!(!line.is_empty(), "bob: closed before {want:?}; got {got:?}");
+            if line == want {
+                return;
+            }
+            got.push(line);
+        }
+    };
+
+    // alice: the example, typing through a pipe.
+    let mut alice = Running::start("chat_client", &[&addr, "--name", "alice"], Stdio::piped());
+    let mut typing = alice.child.stdin.take().unwrap();
+    bob_expects("* alice joined\n");
+
+    bob_w.write_all(b"hi alice\n").unwrap();
+    alice.expect("bob: hi alice", |l| l == "bob: hi alice");
+
+    typing.write_all(b"hello bob\n").unwrap();
+    bob_expects("alice: hello bob\n");
+
+    // Ctrl-D: alice leaves, the server announces it and closes, the client exits.
+    drop(typing);
+    bob_expects("* alice left\n");
+    let status = alice.finish();
+    assert!(status.success(), "{status}: {:?}", alice.seen);
+    assert!(server.is_alive(), "the server died");
+}
+
+#[test]
+fn echo_server_takes_flags_before_the_address() {
+    for mode in ["streams", "sockets", "protocol"] {
+        let server = Server::start_with(&["--mode", mode, "--buffer", "4096", "127.0.0.1:0"]);
+        assert!(
+            server.addr.ip().is_loopback() && server.addr.port() != 8888,
+            "{mode}: the address after the flags was not used: {}",
+            server.addr
+        );
+        let mut conn = TcpStream::connect(server.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let msg = vec![b'e'; 20_000];
+        conn.write_all(&msg).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        conn.read_exact(&mut back).unwrap();
+        assert!(back == msg, "{mode}: echo differs");
+    }
+}
+
+/// `(soft, hard)` "Max open files" of process `pid`, from `/proc/PID/limits`.
+fn nofile_limits(pid: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open-file limit in:\n{limits}"));
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn echo_server_raises_its_open_file_soft_limit_to_the_hard_limit() {
+    let (_, hard) = nofile_limits("self");
+    let low = (hard / 2).min(256);
+    assert!(low >= 16, "hard open-file limit {hard} too low to test");
+    let lowered = |program: &std::path::Path, args: &[&str]| {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -Sn {low} && exec \"$0\" \"$@\""))
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    };
+    // The control: the lowering reaches the program exec'd.
+    let control = lowered(std::path::Path::new("cat"), &["/proc/self/limits"])
+        .output()
+        .unwrap();
+    let control = String::from_utf8_lossy(&control.stdout);
+    let soft_seen = control
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.parse::<u64>().ok()));
+    assert_eq!(soft_seen, Some(low), "ulimit -Sn did not apply:\n{control}");
+
+    let server = Server::from(Running::spawn(
+        "echo_server under ulimit -Sn",
+        lowered(&example("echo_server"), &["127.0.0.1:0"]),
+    ));
+    let pid = server.run.pid().to_string(); // sh exec'd: the same process
+    assert_eq!(
+        nofile_limits(&pid),
+        (hard, hard),
+        "the soft limit was not raised from {low}"
+    );
 }
