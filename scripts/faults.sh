@@ -11,25 +11,25 @@
 # Usage: scripts/faults.sh            (from the repository root; builds what it needs)
 # Env:   FAULTS_TIMEOUT=SECS per case (default 90), FAULTS_VERBOSE=1 to show each case's output.
 # Exit:  0 if no case hung or crashed and every must-pass case passed, 1 otherwise,
-#        0 with a note if strace/prlimit are missing or ptrace is not permitted.
+#        0 with a note if strace/prlimit are missing or ptrace is not permitted (1 under CI).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 TIMEOUT=${FAULTS_TIMEOUT:-60}
-STALL_TIMEOUT=${FAULTS_STALL_TIMEOUT:-10}
 CASE_TIMEOUT=$TIMEOUT
 VERBOSE=${FAULTS_VERBOSE:-0}
 LOG_DIR=$(mktemp -d -t corio-faults.XXXXXX)
 trap 'rm -rf "$LOG_DIR"' EXIT
 
-if ! command -v strace >/dev/null; then
-    echo "faults.sh: strace not installed; skipping fault injection" >&2
+# Without strace (or ptrace) there is nothing to inject: a note, or a failure under CI, which
+# installs strace (.ci/run) and must not pass without having run a case.
+skip() {
+    echo "faults.sh: $1" >&2
+    [[ -n ${CI:-} ]] && { echo "faults.sh: CI is set: failing instead of skipping" >&2; exit 1; }
     exit 0
-fi
-if ! strace -f -qq -o /dev/null true 2>/dev/null; then
-    echo "faults.sh: strace cannot trace here (ptrace not permitted?); skipping" >&2
-    exit 0
-fi
+}
+command -v strace >/dev/null || skip "strace not installed; skipping fault injection"
+strace -f -qq -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace not permitted?); skipping"
 HAVE_PRLIMIT=1
 command -v prlimit >/dev/null || HAVE_PRLIMIT=0
 
@@ -62,8 +62,6 @@ classify() {
     N=$((N + 1))
     if [[ $rc -eq 0 ]]; then
         verdict="PASS"
-    elif [[ $must == stall-ok && ( $rc -eq 124 || $rc -eq 137 ) ]]; then
-        verdict="STALL (expected: see the EAGAIN note; killed after ${CASE_TIMEOUT}s)"
     elif [[ $rc -eq 126 || $rc -eq 127 ]]; then
         verdict="COULD NOT RUN (rc $rc)"
         FAILS=$((FAILS + 1))
@@ -96,8 +94,6 @@ run_case() {
     local name=$1 must=$2
     shift 2
     local log="$LOG_DIR/$N.log"
-    CASE_TIMEOUT=$TIMEOUT
-    [[ $must == stall-ok ]] && CASE_TIMEOUT=$STALL_TIMEOUT
     timeout -k 5 "$CASE_TIMEOUT" "$@" >"$log" 2>&1
     classify "$name" "$must" $? "$log"
 }
@@ -118,8 +114,6 @@ echo_case() {
     local name=$1 must=$2
     shift 2
     local log="$LOG_DIR/$N.log" port_file="$LOG_DIR/$N.port"
-    CASE_TIMEOUT=$TIMEOUT
-    [[ $must == stall-ok ]] && CASE_TIMEOUT=$STALL_TIMEOUT
     ( timeout -k 5 "$((CASE_TIMEOUT + 5))" "$@" "$ECHO_SERVER" 127.0.0.1:0 --grace 1 >"$port_file" 2>"$log.server" ) &
     local spid=$!
     local addr="" i
@@ -167,21 +161,23 @@ echo_case "EINTR epoll_wait: echo_server + echo_client" must \
     "${STRACE[@]}" -e trace=epoll_wait -e inject=epoll_wait:error=EINTR:when=1+2
 
 # --- EAGAIN on write/sendto: must re-arm and wait for EPOLLOUT (B06, B07). --------------------
-# Note: corio registers its own sockets edge-triggered (src/base_events/io.rs). After a real
-# EAGAIN the kernel has set SOCK_NOSPACE and sends an EPOLLOUT edge when space frees; after an
-# *injected* EAGAIN the socket was writable all along, so no edge ever comes and a writer
-# whose peer waits for its data stalls until other traffic on that socket brings an event.
-# Such cases are run with a short timeout and a STALL is reported but not counted as a
-# failure ("stall-ok"); a crash or a wrong result still is. The first case injects once
-# into a whole test process; its std-socket helper threads may get the EAGAIN (clean failure).
+# corio registers its own sockets edge-triggered (src/base_events/io.rs). After a real EAGAIN
+# the kernel sends an EPOLLOUT edge when space frees; after an *injected* one the socket was
+# writable all along and no edge would come, so a write that says WouldBlock re-arms its fd
+# (`IoTable::would_block`: EPOLL_CTL_MOD, which queues an event if the fd is writable). So no
+# case may stall: the echo server (corio on both sides) must pass; test binaries may fail
+# cleanly where their std-socket helper threads get the injected EAGAIN.
 run_case "EAGAIN sendto once: reliability b07 (8 MiB)" may \
     "${STRACE[@]}" -e trace=sendto -e inject=sendto:error=EAGAIN:when=40 "${BIN[reliability]}" "${T[@]}" b07_
-run_case "EAGAIN sendto: net echo tests" stall-ok \
+run_case "EAGAIN sendto: net echo tests" may \
     "${STRACE[@]}" -e trace=sendto -e inject=sendto:error=EAGAIN:when=2+3 "${BIN[net]}" "${T[@]}" echo_returns two_hundred
-run_case "EAGAIN sendto: reliability b06/b07/b28" stall-ok \
+run_case "EAGAIN sendto: reliability b06/b07/b28" may \
     "${STRACE[@]}" -e trace=sendto -e inject=sendto:error=EAGAIN:when=3+5 "${BIN[reliability]}" "${T[@]}" b06_ b07_ b28_
-echo_case "EAGAIN write,sendto: echo_server + echo_client" stall-ok \
-    "${STRACE[@]}" -e trace=write,sendto -e inject=write,sendto:error=EAGAIN:when=3+4
+echo_case "EAGAIN sendto: echo_server + echo_client" must \
+    "${STRACE[@]}" -e trace=sendto -e inject=sendto:error=EAGAIN:when=3+4
+run_case "EAGAIN write: subprocess pipes (communicate, stdin)" may \
+    "${STRACE[@]}" -e trace=write -e inject=write:error=EAGAIN:when=5+6 "${BIN[subprocess]}" "${T[@]}" \
+    communicate an_interactive_child
 
 # --- EMFILE on accept4 (B01) and pipe2 (spawn path, B32). --------------------------------------
 echo_case "EMFILE accept4 x20: echo_server backs off, then serves" must \

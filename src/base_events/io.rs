@@ -240,6 +240,30 @@ impl IoTable {
         }
     }
 
+    /// What an operation does when the OS said `WouldBlock`: forget readiness for `dir`
+    /// ([`clear_readiness`](IoTable::clear_readiness)), and after a **write** on an owned
+    /// (edge-triggered) entry, re-arm it with `EPOLL_CTL_MOD`.
+    ///
+    /// Why the re-arm: a real `EAGAIN` on a write means the send buffer is full, the kernel
+    /// marks the socket and sends an EPOLLOUT edge when space frees. A spurious one (seen
+    /// under fault injection, `scripts/faults.sh`) leaves the socket writable with no edge to
+    /// come, and the writer would wait forever. `MOD` re-evaluates readiness and queues an
+    /// event if the fd is writable now. It costs one syscall per write `WouldBlock`, which
+    /// steady state does not see: a partial write already forgets writability without
+    /// trying again (`Registration::poll_write_io`). Reads are not re-armed: an accepted
+    /// socket is assumed readable, so its first read often says `WouldBlock`, and a re-arm
+    /// there would add a syscall to every connection.
+    pub(crate) fn would_block(&mut self, selector: &dyn Selector, key: IoKey, dir: Direction) {
+        self.clear_readiness(key, dir);
+        if dir == Direction::Write
+            && let Some(e) = self.entry(key)
+            && !e.raw
+        {
+            // An error (ENOMEM, EBADF) leaves things as they were without the re-arm.
+            let _ = selector.modify(e.fd, key.token(), Interest::BOTH, Trigger::Edge);
+        }
+    }
+
     /// Whether the cached readiness allows `dir`. Parks nothing: for callback-driven users
     /// (`Registration::try_io`). A deregistered key counts as ready: the caller then makes
     /// its syscall once and learns the fd's state from it (no retry loop, so no spin).
@@ -489,5 +513,69 @@ impl IoTable {
         self.free.clear();
         self.by_fd.clear();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selector::{EpollSelector, Events, PollingSelector};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    /// The flags of the events reported for `token` by a select that does not wait.
+    fn events_for(selector: &dyn Selector, token: Token) -> Vec<u8> {
+        let mut events = Events::with_capacity(16);
+        selector.select(&mut events, Some(Duration::ZERO)).unwrap();
+        events
+            .iter()
+            .filter(|e| e.token == token)
+            .map(|e| e.flags)
+            .collect()
+    }
+
+    /// `faults.sh` (issue 9): an injected EAGAIN on `sendto` left an edge-triggered socket
+    /// writable with no edge to come, and the echo server's writer waited forever.
+    #[test]
+    fn a_write_that_would_block_re_arms_its_fd_so_a_spurious_eagain_cannot_stall() {
+        let backends: [Box<dyn Selector>; 2] = [
+            Box::new(EpollSelector::new().unwrap()),
+            Box::new(PollingSelector::new().unwrap()),
+        ];
+        for selector in backends {
+            let selector = &*selector;
+            let (a, _b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let mut table = IoTable::default();
+            let key = table
+                .register_owned(selector, a.as_raw_fd(), Event::WRITABLE)
+                .unwrap();
+            // The registration's own edge: writable, nothing to read.
+            let first = events_for(selector, key.token());
+            assert!(first.iter().any(|f| f & Event::WRITABLE != 0), "{first:?}");
+            assert!(
+                events_for(selector, key.token()).is_empty(),
+                "edge-triggered"
+            );
+
+            // A (spurious) WouldBlock on a write: the fd is writable, so an event must come.
+            table.would_block(selector, key, Direction::Write);
+            assert!(
+                !table.is_ready(key, Direction::Write),
+                "readiness forgotten"
+            );
+            let again = events_for(selector, key.token());
+            assert!(
+                again.iter().any(|f| f & Event::WRITABLE != 0),
+                "{}: no event after the re-arm: the writer would wait forever",
+                selector.name()
+            );
+
+            // Reads are not re-armed (an accepted socket's first read often says WouldBlock).
+            table.would_block(selector, key, Direction::Read);
+            assert!(events_for(selector, key.token()).is_empty());
+            let _ = table.deregister_owned(selector, key);
+        }
     }
 }

@@ -119,7 +119,7 @@ impl Registration {
             }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    io.clear_readiness(self.key, dir);
+                    io.would_block(&*self.core.shared.selector, self.key, dir);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(r) => {
@@ -147,7 +147,11 @@ impl Registration {
             }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.core.io.borrow_mut().clear_readiness(self.key, dir);
+                    let selector = &*self.core.shared.selector;
+                    self.core
+                        .io
+                        .borrow_mut()
+                        .would_block(selector, self.key, dir);
                     return None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -200,7 +204,7 @@ impl Registration {
             }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    io.clear_readiness(self.key, Direction::Write);
+                    io.would_block(&*self.core.shared.selector, self.key, Direction::Write);
                     return None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
