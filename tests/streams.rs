@@ -112,6 +112,82 @@ fn model_lines(data: &[u8], limit: usize) -> Vec<Item> {
     m
 }
 
+/// What one `readline` call gives: a line (the partial last one at EOF, empty at the very
+/// end) or a limit error with its `consumed`.
+#[derive(Debug, PartialEq, Eq)]
+enum ReadlineItem {
+    Line(Vec<u8>),
+    Overrun(usize),
+}
+
+/// asyncio's `readline` (CPython `streams.py`), simulated: `chunks` arrive one at a time and
+/// the reader takes all it can after each arrival. Over the limit, `readuntil` raises
+/// `LimitOverrunError(consumed)`: for a `\n` found past the limit, `consumed` is its index;
+/// for more than `limit` bytes without one (checked before EOF is), everything buffered.
+/// readline then drops the line through its `\n` if that is at `consumed`, else the whole
+/// buffer, and raises; the caller reads on, until the empty line at EOF.
+fn asyncio_readlines(chunks: &[Vec<u8>], limit: usize) -> Vec<ReadlineItem> {
+    let mut out = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    // Returns true at the very end (the empty line at EOF).
+    let mut take_all = |buf: &mut Vec<u8>, eof: bool| loop {
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) if i > limit => {
+                out.push(ReadlineItem::Overrun(i));
+                buf.drain(..=i);
+            }
+            Some(i) => out.push(ReadlineItem::Line(buf.drain(..=i).collect())),
+            None if buf.len() > limit => {
+                out.push(ReadlineItem::Overrun(buf.len()));
+                buf.clear();
+            }
+            None if eof => {
+                let end = buf.is_empty();
+                out.push(ReadlineItem::Line(std::mem::take(buf)));
+                if end {
+                    return true;
+                }
+            }
+            None => return false,
+        }
+    };
+    for c in chunks {
+        buf.extend_from_slice(c);
+        take_all(&mut buf, false);
+    }
+    assert!(take_all(&mut buf, true));
+    out
+}
+
+/// Feeds `chunks` one per loop turn while a task calls `readline` until the empty line at
+/// EOF, carrying on after each limit error.
+async fn readlines_to_eof(chunks: Vec<Vec<u8>>, limit: usize) -> Vec<ReadlineItem> {
+    let mut reader = StreamReader::with_limit(limit);
+    let feeder = reader.feeder();
+    let task = corio::spawn(async move {
+        let mut out = Vec::new();
+        while out.len() < 1000 {
+            match reader.readline().await {
+                Ok(line) if line.is_empty() => {
+                    out.push(ReadlineItem::Line(line));
+                    return out;
+                }
+                Ok(line) => out.push(ReadlineItem::Line(line)),
+                Err(StreamError::LimitOverrun(e)) => out.push(ReadlineItem::Overrun(e.consumed)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("no end after 1000 readlines: {out:?}");
+    });
+    for c in chunks {
+        corio::yield_now().await;
+        feeder.feed_data(&c);
+    }
+    corio::yield_now().await;
+    feeder.feed_eof();
+    task.await.unwrap()
+}
+
 #[test]
 fn readuntil_every_chunking_small_cases() {
     // Every input of length <= 7 over {a, \r, \n}, every chunking, separators "\n" and
@@ -119,6 +195,7 @@ fn readuntil_every_chunking_small_cases() {
     corio::run(async {
         let alphabet = [b'a', b'\r', b'\n'];
         let mut cases = 0;
+        let mut readline_cases = 0;
         for len in 0..=6usize {
             let combos = 3usize.pow(len as u32);
             for code in 0..combos {
@@ -158,9 +235,21 @@ fn readuntil_every_chunking_small_cases() {
                         "readline {data:?} mask {mask:b}"
                     );
                 }
+                // readline over its limit, all chunkings, read on to EOF after each error:
+                // the same as asyncio's readline given the same arrivals.
+                for limit in [2usize, 3] {
+                    for mask in 0..cuts {
+                        let chunks = chunk_by_mask(&data, mask);
+                        let want = asyncio_readlines(&chunks, limit);
+                        let got = readlines_to_eof(chunks, limit).await;
+                        assert_eq!(got, want, "readline {data:?} limit {limit} mask {mask:b}");
+                        readline_cases += 1;
+                    }
+                }
             }
         }
         assert!(cases > 5_000, "{cases} cases");
+        assert!(readline_cases > 5_000, "{readline_cases} readline cases");
     });
 }
 
@@ -207,25 +296,53 @@ fn b29_readuntil_random_chunkings_property() {
     });
 }
 
+/// One `readline`, polled once per loop turn and dropped while pending (it is cancel-safe:
+/// a dropped read consumes nothing), so that `buffered()` can be sampled each time the
+/// reader is waiting for more data.
+async fn readline_sampling(
+    r: &mut StreamReader,
+    max: &mut usize,
+    samples: &mut usize,
+) -> Result<Vec<u8>, StreamError> {
+    loop {
+        let polled = {
+            let mut fut = std::pin::pin!(r.readline());
+            std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
+        };
+        match polled {
+            std::task::Poll::Ready(res) => return res,
+            std::task::Poll::Pending => {
+                *max = (*max).max(r.buffered());
+                *samples += 1;
+                corio::yield_now().await;
+            }
+        }
+    }
+}
+
 #[test]
 fn b30_overlong_line_gives_limit_error_with_bounded_memory() {
-    // A peer sends 10 MiB without a newline: readline fails at the limit, and the reader
-    // never holds much more than the limit plus one read (B30).
+    // A peer sends 10 MiB without a newline: readline fails at the limit, again and again
+    // (B30). The memory: an overrun without a newline reports in `consumed` everything the
+    // reader held when it gave up, so the largest `consumed` is the largest buffer; it must
+    // stay within the pause threshold (2 x limit) plus one read. While readline waits for
+    // more data, the buffer holds at most the limit (more would have been an overrun).
     corio::run(async {
         let server = streams::start_server_with(
             |mut r: StreamReader, w: StreamWriter| async move {
-                let mut max = 0;
-                let mut errors = 0;
+                let (mut waiting_max, mut samples, mut errors, mut held_max) = (0, 0, 0, 0);
                 loop {
-                    match r.readline().await {
+                    match readline_sampling(&mut r, &mut waiting_max, &mut samples).await {
                         Ok(l) if l.is_empty() => break,
                         Ok(_) => {}
-                        Err(StreamError::LimitOverrun(_)) => errors += 1,
+                        Err(StreamError::LimitOverrun(e)) => {
+                            errors += 1;
+                            held_max = held_max.max(e.consumed);
+                        }
                         Err(e) => panic!("{e}"),
                     }
-                    max = max.max(r.buffered());
                 }
-                w.write(format!("{errors} {max}\n").as_bytes());
+                w.write(format!("{errors} {held_max} {waiting_max} {samples}\n").as_bytes());
             },
             "127.0.0.1:0",
             &corio::server::ServerOptions {
@@ -252,10 +369,66 @@ fn b30_overlong_line_gives_limit_error_with_bounded_memory() {
             }
         }
         let s = String::from_utf8(got).unwrap();
-        let mut it = s.split_whitespace().map(|x| x.parse::<usize>().unwrap());
-        let (errors, max) = (it.next().unwrap(), it.next().unwrap());
+        let v: Vec<usize> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        let [errors, held_max, waiting_max, samples] = v[..] else {
+            panic!("{s:?}")
+        };
         assert!(errors > 100, "{errors} limit errors");
-        assert!(max <= 4096 + 64 * 1024, "buffered up to {max}");
+        assert!(held_max > 4096, "an overrun holds more than the limit");
+        assert!(
+            held_max <= 2 * 4096 + corio::transports::READ_SIZE,
+            "the reader held {held_max} bytes"
+        );
+        assert!(samples > 10, "only {samples} samples while waiting");
+        assert!(
+            waiting_max <= 4096,
+            "{waiting_max} bytes held while waiting"
+        );
+    });
+}
+
+#[test]
+fn b30_overlong_line_fed_in_steps_is_dropped_at_the_limit_not_buffered() {
+    // No socket, no flow control to hide an unbounded buffer: 1 MiB without a newline fed
+    // in 1000-byte steps while readline waits; sampled after every step, the buffer never
+    // holds more than the limit plus one step, and each overrun drops what it held.
+    corio::run(async {
+        let limit = 4096;
+        let mut r = StreamReader::with_limit(limit);
+        let f = r.feeder();
+        let step = vec![b'x'; 1000];
+        let (mut max, mut errors, mut waiting) = (0, 0, 0);
+        for _ in 0..1024 {
+            f.feed_data(&step);
+            let polled = {
+                let mut fut = std::pin::pin!(r.readline());
+                std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
+            };
+            match polled {
+                std::task::Poll::Pending => waiting += 1,
+                std::task::Poll::Ready(Err(StreamError::LimitOverrun(e))) => {
+                    assert!(e.consumed > limit, "{}", e.consumed);
+                    errors += 1;
+                }
+                std::task::Poll::Ready(other) => panic!("{other:?}"),
+            }
+            max = max.max(r.buffered());
+        }
+        assert!(max <= limit + step.len(), "buffered up to {max}");
+        // An overrun at every fifth step: 1 MiB / (4 KiB + 1000) , all the rest waited.
+        assert!(
+            errors >= 1024 * 1000 / (limit + step.len()),
+            "{errors} errors"
+        );
+        assert_eq!(errors + waiting, 1024);
+        // The line that finally ends is read from after the last drop, within the limit.
+        f.feed_data(b"tail\nnext\n");
+        let line = r.readline().await;
+        assert!(
+            matches!(&line, Ok(l) if l.ends_with(b"tail\n") && l.len() <= limit + 5),
+            "{line:?}"
+        );
+        assert_eq!(r.readline().await.unwrap(), b"next\n");
     });
 }
 
