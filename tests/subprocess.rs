@@ -198,11 +198,10 @@ fn b35_the_child_gets_only_stdin_stdout_and_stderr() {
             .stderr(Stdio::Null)
             .await
             .unwrap();
-        let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{}/fd", child.pid()))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        let fds: Vec<i32> = child_fds_once(child.pid(), |fds| fds.len() == 3)
+            .into_iter()
+            .map(|f| f.0)
             .collect();
-        fds.sort();
         assert_eq!(fds, [0, 1, 2], "the child inherited more than its stdio");
         // std's Command resets the signal mask and SIGPIPE (which Rust programs ignore)
         // before exec; other ignored signals are inherited as usual.
@@ -442,4 +441,227 @@ fn the_subprocess_example_runs() {
     assert!(stdout.contains("at most 2 running at once"), "{stdout}");
     assert!(stdout.contains("child heard: bye"), "{stdout}");
     assert!(stdout.contains("(returncode -15)"), "{stdout}");
+}
+
+/// The fds `pid` has open, each with what it points to (read from the parent).
+fn child_fds(pid: u32) -> Vec<(i32, String)> {
+    let mut v: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?; // closed meanwhile
+            Some((
+                e.file_name().to_str()?.parse().ok()?,
+                target.display().to_string(),
+            ))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// [`child_fds`] once `ok` holds of them, or the last listing after 2 s. The spawn returns
+/// when std's close-on-exec error pipe closes, which `exec` may do before it has closed the
+/// child's other close-on-exec fds: a listing taken at once can still show some of them.
+/// An fd that was really inherited never goes away, so waiting cannot hide a leak.
+fn child_fds_once(pid: u32, ok: impl Fn(&[(i32, String)]) -> bool) -> Vec<(i32, String)> {
+    let t0 = Instant::now();
+    loop {
+        let fds = child_fds(pid);
+        if ok(&fds) || t0.elapsed() > Duration::from_secs(2) {
+            return fds;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// This process's fds above 2 without close-on-exec (`flags:` in `/proc/self/fdinfo/N` is
+/// octal; `O_CLOEXEC` is 0o2000000), each with what it points to.
+fn inheritable_fds() -> Vec<(i32, String)> {
+    let mut v: Vec<(i32, String)> = open_fds()
+        .into_iter()
+        .filter_map(|(fd, target)| {
+            let fd: i32 = fd.parse().ok()?;
+            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+            let flags = u32::from_str_radix(flags.trim(), 8).unwrap();
+            (fd > 2 && flags & 0o2000000 == 0).then_some((fd, target))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Fds this process opens *without* close-on-exec, as a C library or an inherited jobserver
+/// would: a `dup` of stderr (at 500 or above, a number nothing else uses) and both ends of a
+/// plain `pipe()`. Closed on drop.
+struct LeakyFds(Vec<i32>);
+
+#[allow(unsafe_code)]
+impl LeakyFds {
+    fn open() -> LeakyFds {
+        // SAFETY: `fcntl(F_DUPFD)` takes integers only; the new fd is owned by `LeakyFds`.
+        let dup = unsafe { libc::fcntl(2, libc::F_DUPFD, 500) };
+        assert!(dup >= 500, "{}", std::io::Error::last_os_error());
+        let mut p = [0; 2];
+        // SAFETY: `pipe` writes two ints into `p`, a valid, writable 2-int array.
+        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+        let fds = LeakyFds(vec![dup, p[0], p[1]]);
+        for &fd in &fds.0 {
+            // SAFETY: `fcntl(F_GETFD)` takes integers only.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert_eq!(flags & libc::FD_CLOEXEC, 0, "fd {fd} must be inheritable");
+        }
+        fds
+    }
+}
+
+#[allow(unsafe_code)]
+impl Drop for LeakyFds {
+    fn drop(&mut self) {
+        for &fd in &self.0 {
+            // SAFETY: these fds were opened by `open` and nothing else owns them.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// What `close_fds(true)` (the default; the `close_range(CLOEXEC)` hook in
+/// `src/sys/process.rs`) is for: fds this process holds without close-on-exec stay out of
+/// the child. b35 above only has corio's own fds, which are close-on-exec anyway.
+#[test]
+fn an_inheritable_fd_of_the_parent_is_not_inherited_unless_close_fds_is_off() {
+    let _g = serial();
+    // Held until the end of the test, under the lock, so no other test's child sees them.
+    let leaky = LeakyFds::open();
+    let mine: Vec<(i32, String)> = leaky
+        .0
+        .iter()
+        .map(|&fd| {
+            let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+            (fd, target.display().to_string())
+        })
+        .collect();
+    corio::run(async move {
+        let child = create_subprocess_exec(["sleep", "5"])
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Null)
+            .stderr(Stdio::Null)
+            .await
+            .unwrap();
+        let only_stdio = |fds: &[(i32, String)]| fds.iter().all(|f| f.0 <= 2);
+        let fds = child_fds_once(child.pid(), only_stdio);
+        assert_eq!(
+            fds.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [0, 1, 2],
+            "the child inherited an fd that was not close-on-exec: {fds:?}"
+        );
+        child.kill().unwrap();
+        child.wait().await.unwrap();
+
+        // With close_fds(false) the same fds do reach the child, pointing at the same files:
+        // the check above is not passing for want of anything to inherit.
+        let child = create_subprocess_exec(["sleep", "5"])
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Null)
+            .stderr(Stdio::Null)
+            .close_fds(false)
+            .await
+            .unwrap();
+        // Exactly the inheritable ones: this process's fds without close-on-exec (ours and
+        // any it inherited itself, such as cargo's jobserver pipe), none of corio's.
+        let inheritable = inheritable_fds();
+        let extra = |fds: &[(i32, String)]| -> Vec<(i32, String)> {
+            fds.iter().filter(|f| f.0 > 2).cloned().collect()
+        };
+        let fds = child_fds_once(child.pid(), |fds| extra(fds) == inheritable);
+        for m in &mine {
+            assert!(
+                fds.contains(m),
+                "{m:?} not inherited with close_fds(false): {fds:?}"
+            );
+        }
+        assert_eq!(
+            extra(&fds),
+            inheritable,
+            "only fds without close-on-exec may leak"
+        );
+        child.kill().unwrap();
+        child.wait().await.unwrap();
+    });
+    drop(leaky);
+    assert_no_zombies_within(Duration::from_secs(2));
+}
+
+/// Stdio combinations the other tests do not use: stdin from `Null` (the child reads EOF at
+/// once), stdout to `Null`, stderr to a file and to one end of a pipe (an `OwnedFd`, closed
+/// in the parent after the spawn: the reader sees EOF once the child exits).
+#[test]
+fn stdin_from_null_stdout_to_null_stderr_to_a_file_or_a_pipe() {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+    let _g = serial();
+    let path = std::env::temp_dir().join(format!("corio-stderr-{}.txt", std::process::id()));
+    let (mut reader, writer) = std::io::pipe().unwrap(); // both ends close-on-exec
+    let path2 = path.clone();
+    corio::run(async move {
+        let limit = Duration::from_secs(10);
+        // Where the three streams point, seen from outside while the child runs.
+        let file = std::fs::File::create(&path).unwrap();
+        let child = create_subprocess_exec(["sleep", "5"])
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Null)
+            .stderr(Stdio::from(file))
+            .await
+            .unwrap();
+        assert!(child.stdin().is_none() && child.stdout().is_none() && child.stderr().is_none());
+        let want = [
+            (0, "/dev/null".to_string()),
+            (1, "/dev/null".to_string()),
+            (2, path.display().to_string()),
+        ];
+        assert_eq!(child_fds_once(child.pid(), |fds| fds == want), want);
+        child.kill().unwrap();
+        child.wait().await.unwrap();
+
+        // `cat` ends at once only if its stdin is at EOF (an inherited one could hang it);
+        // "out" goes nowhere; stderr reaches the file, then the pipe.
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let child = create_subprocess_shell("cat; echo out; echo err-to-file >&2")
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Null)
+            .stderr(Stdio::from(file))
+            .await
+            .unwrap();
+        let status = corio::wait_for(child.wait(), limit).await;
+        assert!(status.expect("cat did not see EOF").unwrap().success());
+
+        let child = create_subprocess_shell("cat; echo out; echo err-to-pipe >&2")
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Null)
+            .stderr(Stdio::from(OwnedFd::from(writer)))
+            .await
+            .unwrap();
+        let status = corio::wait_for(child.wait(), limit).await;
+        assert!(status.expect("cat did not see EOF").unwrap().success());
+    });
+    // The parent's copy of the write end was closed after the spawn and the child is gone:
+    // the read ends at EOF instead of blocking (bounded, in case it does not).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let r = reader.read_to_string(&mut s).map(|_| s);
+        tx.send(r).ok();
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the parent kept the pipe's write end open")
+        .unwrap();
+    assert_eq!(got, "err-to-pipe\n");
+    assert_eq!(std::fs::read_to_string(&path2).unwrap(), "err-to-file\n");
+    std::fs::remove_file(&path2).unwrap();
+    assert_no_zombies_within(Duration::from_secs(2));
 }
