@@ -653,3 +653,216 @@ impl BaseProtocol for UdpSink {}
 impl corio::protocols::DatagramProtocol for UdpSink {
     fn datagram_received(&mut self, _: &[u8], _: SocketAddr) {}
 }
+
+#[test]
+fn custom_write_buffer_limits_pause_past_high_and_resume_at_low() {
+    // A write pipe with marks (low 10 000, high 40 000), neither the default: pause_writing
+    // comes with the write that takes the buffer past `high`, not before; resume_writing
+    // when the buffer has drained to `low` or below, before it is empty, the reader taking
+    // 4 KiB at a time.
+    const HIGH: usize = 40_000;
+    const LOW: usize = 10_000;
+    #[derive(Default)]
+    struct Marks {
+        t: Option<Transport>,
+        log: Rc<RefCell<Vec<(&'static str, usize)>>>,
+    }
+    impl BaseProtocol for Marks {
+        fn pause_writing(&mut self) {
+            let size = self.t.as_ref().unwrap().get_write_buffer_size();
+            self.log.borrow_mut().push(("pause", size));
+        }
+        fn resume_writing(&mut self) {
+            let size = self.t.as_ref().unwrap().get_write_buffer_size();
+            self.log.borrow_mut().push(("resume", size));
+        }
+    }
+    impl Protocol for Marks {
+        fn connection_made(&mut self, t: &Transport) {
+            self.t = Some(t.clone());
+        }
+        fn data_received(&mut self, _: &[u8]) {}
+    }
+    corio::run(async {
+        let ev = corio::get_running_loop();
+        let (r, w) = corio::pipes::pipe().unwrap();
+        let mut reader = std::fs::File::from(r); // blocking: read only while data is there
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let l2 = log.clone();
+        let (t, _) = ev
+            .connect_write_pipe(
+                move || Marks {
+                    log: l2,
+                    ..Marks::default()
+                },
+                w,
+            )
+            .await
+            .unwrap();
+        t.set_write_buffer_limits(Some(HIGH), Some(LOW));
+        assert_eq!(t.get_write_buffer_limits(), (LOW, HIGH));
+
+        // Fill: the pipe takes the first 64 KiB or so, then the transport buffers. Nothing
+        // flushes between these writes (the loop does not run), so each 1000 bytes lands
+        // in the buffer.
+        let piece = vec![b'p'; 1000];
+        let mut written = 0;
+        while log.borrow().is_empty() {
+            let before = t.get_write_buffer_size();
+            t.write(&piece);
+            written += piece.len();
+            let after = t.get_write_buffer_size();
+            if after <= HIGH {
+                assert!(log.borrow().is_empty(), "paused at {after} <= {HIGH}");
+            } else {
+                assert!(before <= HIGH, "not paused at {before} > {HIGH}");
+                assert_eq!(*log.borrow(), [("pause", after)]);
+                assert!(t.is_writing_paused());
+            }
+            assert!(written < 10 << 20, "never paused");
+        }
+
+        // Drain 4 KiB at a time, letting the loop flush between reads.
+        let mut buf = vec![0u8; 4096];
+        let mut read = 0;
+        while log.borrow().len() == 1 {
+            let size = t.get_write_buffer_size();
+            assert!(size > 0, "the buffer emptied and still no resume_writing");
+            assert!(t.is_writing_paused(), "resumed without a callback");
+            reader.read_exact(&mut buf).unwrap();
+            read += buf.len();
+            corio::yield_now().await;
+            corio::yield_now().await;
+        }
+        let log = log.borrow().clone();
+        assert_eq!(log.len(), 2, "{log:?}");
+        let ("resume", size) = log[1] else {
+            panic!("{log:?}")
+        };
+        assert!(size <= LOW, "resumed at {size} > low {LOW}");
+        assert!(size > 0, "resumed only once empty, not at low");
+        assert!(!t.is_writing_paused());
+        assert!(read < written);
+        t.abort();
+    });
+}
+
+/// (bytes received, `buffer_updated` calls, `get_buffer` calls, whether EOF came).
+type LenderReport = (usize, usize, usize, bool);
+
+/// A user-written BufferedProtocol: receives into a buffer it lends through `get_buffer`
+/// (a small fixed one, or room at the end of a growing `Vec`, asyncio's zero-copy pattern),
+/// checks each `buffer_updated`, optionally echoes what it gets, and records the callbacks.
+#[derive(Default)]
+struct Lender {
+    t: Option<Transport>,
+    /// `Some(n)`: lend at most n bytes each time (many small receives).
+    small: Option<usize>,
+    storage: Vec<u8>,
+    /// Bytes received, at the start of `storage`.
+    len: usize,
+    lent: usize,
+    get_buffer_calls: usize,
+    updates: usize,
+    echo: bool,
+    eof: bool,
+    lost: bool,
+    /// At connection_lost: what it got.
+    report: Rc<RefCell<Vec<LenderReport>>>,
+}
+
+impl BaseProtocol for Lender {
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        assert!(exc.is_none(), "{exc:?}");
+        assert!(!self.lost, "connection_lost twice");
+        self.lost = true;
+        self.report
+            .borrow_mut()
+            .push((self.len, self.updates, self.get_buffer_calls, self.eof));
+    }
+}
+
+impl corio::protocols::BufferedProtocol for Lender {
+    fn connection_made(&mut self, t: &Transport) {
+        assert!(self.t.is_none(), "connection_made twice");
+        self.t = Some(t.clone());
+    }
+    fn get_buffer(&mut self, sizehint: usize) -> &mut [u8] {
+        assert!(sizehint > 0);
+        assert!(!self.eof, "get_buffer after eof");
+        self.get_buffer_calls += 1;
+        let n = self.small.unwrap_or(sizehint);
+        self.storage.resize(self.len + n, 0xee);
+        self.lent = n;
+        &mut self.storage[self.len..]
+    }
+    fn buffer_updated(&mut self, nbytes: usize) {
+        assert!(
+            nbytes > 0 && nbytes <= self.lent,
+            "{nbytes} of {} lent",
+            self.lent
+        );
+        self.lent = 0; // one update per buffer
+        self.updates += 1;
+        if self.echo {
+            let t = self.t.as_ref().unwrap();
+            t.write(&self.storage[self.len..self.len + nbytes]);
+        }
+        self.len += nbytes;
+    }
+    fn eof_received(&mut self) -> bool {
+        assert!(!self.eof, "eof twice");
+        self.eof = true;
+        false // close (after flushing the echo)
+    }
+}
+
+#[test]
+fn user_buffered_protocol_receives_through_get_buffer_and_buffer_updated() {
+    // Server: a BufferedProtocol lending 7 bytes at a time, echoing. Client: a
+    // BufferedProtocol made by create_connection, receiving into room at the end of a Vec.
+    // 300 000 bytes go there and back, byte-exact and in order.
+    corio::run(async {
+        let ev = corio::get_running_loop();
+        let report = Rc::new(RefCell::new(Vec::new()));
+        let r2 = report.clone();
+        let server = ev
+            .create_server(
+                move || Lender {
+                    small: Some(7),
+                    echo: true,
+                    report: r2.clone(),
+                    ..Lender::default()
+                },
+                "127.0.0.1:0",
+            )
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let (t, client) = ev.create_connection(Lender::default, addr).await.unwrap();
+        let data = pattern(300_000);
+        t.write(&data);
+        t.write_eof();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !client.borrow().lost {
+            assert!(Instant::now() < deadline, "the echo did not finish");
+            corio::sleep(Duration::from_millis(2)).await;
+        }
+        {
+            let c = client.borrow();
+            assert_eq!(c.len, data.len());
+            assert!(c.storage[..c.len] == data[..], "every byte, in order");
+            assert!(c.eof && c.updates >= 1 && c.get_buffer_calls >= c.updates);
+        }
+        server.close();
+        server.wait_closed().await;
+        // The server side: everything arrived in pieces of at most 7 bytes, then EOF.
+        let report = report.borrow();
+        assert_eq!(report.len(), 1, "one connection, lost once");
+        let (len, updates, get_buffer_calls, eof) = report[0];
+        assert_eq!(len, data.len());
+        assert!(updates >= data.len() / 7, "{updates} buffer_updated calls");
+        assert!(get_buffer_calls >= updates);
+        assert!(eof);
+    });
+}
