@@ -340,6 +340,49 @@ fn dns_runs_on_the_executor_and_literals_do_not() {
     });
 }
 
+/// `open_connection` (streams) with a host name, not only `TcpStream::connect`: the name is
+/// resolved off the loop and each address tried in turn, so a server listening on
+/// 127.0.0.1 only is reached even where `localhost` gives `::1` first (refused there).
+#[test]
+fn open_connection_to_localhost_by_name_reaches_a_server_on_127_0_0_1() {
+    let _g = serial();
+    corio::run(async {
+        let server = corio::streams::start_server(
+            |mut r, w| async move {
+                let line = r.readline().await.unwrap();
+                w.write(b"echo: ");
+                w.write(&line);
+                w.drain().await.unwrap();
+                w.close();
+            },
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap();
+        let port = server.local_addr().unwrap().port();
+        assert!(threads_named("corio-executor").is_empty());
+        let client = async {
+            let (mut r, w) = corio::streams::open_connection(format!("localhost:{port}"))
+                .await
+                .unwrap_or_else(|e| panic!("open_connection(localhost:{port}): {e}"));
+            w.write(b"hello\n");
+            assert_eq!(r.readline().await.unwrap(), b"echo: hello\n");
+            assert!(r.read_to_end().await.unwrap().is_empty(), "then EOF");
+            // A name that does not resolve is an error, not a hang or a panic.
+            let bad = corio::streams::open_connection("no-such-host.invalid:1").await;
+            assert!(bad.is_err());
+        };
+        corio::wait_for(client, Duration::from_secs(20))
+            .await
+            .expect("open_connection by name hung");
+        assert!(
+            !threads_named("corio-executor").is_empty(),
+            "resolved on the executor"
+        );
+        server.close();
+    });
+}
+
 #[test]
 fn call_soon_threadsafe_is_the_door_for_other_threads() {
     let _g = serial();
