@@ -557,3 +557,113 @@ fn a_socket_read_after_its_loop_closed_errors_instead_of_spinning() {
     watchdog.join().unwrap();
     assert!(err.to_string().contains("closed"), "{err}");
 }
+
+// ---- socket options and addresses -------------------------------------------------------------
+
+/// `TCP_NODELAY` as the kernel reports it for `fd` (getsockopt through socket2, not corio's
+/// own getter).
+fn kernel_nodelay(fd: &impl std::os::fd::AsFd) -> bool {
+    socket2::SockRef::from(fd).tcp_nodelay().unwrap()
+}
+
+#[test]
+fn tcp_nodelay_is_on_for_connected_accepted_and_wrapped_streams() {
+    corio::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The control: a plain socket starts with Nagle on, so the check below can fail.
+        let plain = std::net::TcpStream::connect(addr).unwrap();
+        assert!(
+            !kernel_nodelay(&plain),
+            "TCP_NODELAY is on by default here?"
+        );
+        let (accepted_plain, _) = listener.accept().await.unwrap();
+
+        let connected = TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let wrapped = TcpStream::from_std(plain).unwrap();
+        for (what, s) in [
+            ("connected", &connected),
+            ("accepted", &accepted),
+            ("accepted from a plain client", &accepted_plain),
+            ("wrapped with from_std", &wrapped),
+        ] {
+            assert!(kernel_nodelay(s), "{what}: TCP_NODELAY is off");
+            assert!(s.nodelay().unwrap(), "{what}: nodelay() disagrees");
+        }
+        // And it can be turned off.
+        connected.set_nodelay(false).unwrap();
+        assert!(!kernel_nodelay(&connected));
+    });
+}
+
+#[test]
+fn peer_addr_and_local_addr_name_both_ends() {
+    corio::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server_side, peer) = listener.accept().await.unwrap();
+        assert_eq!(client.peer_addr().unwrap(), addr);
+        assert_eq!(server_side.local_addr().unwrap(), addr);
+        let client_local = client.local_addr().unwrap();
+        assert!(client_local.ip().is_loopback() && client_local.port() != 0);
+        assert_ne!(client_local.port(), addr.port());
+        assert_eq!(peer, client_local, "accept's address is the client's");
+        assert_eq!(server_side.peer_addr().unwrap(), client_local);
+        // Both agree with what the kernel says of the raw sockets.
+        let raw = socket2::SockRef::from(&client);
+        assert_eq!(raw.local_addr().unwrap().as_socket(), Some(client_local));
+        assert_eq!(raw.peer_addr().unwrap().as_socket(), Some(addr));
+    });
+}
+
+#[test]
+fn wait_for_a_connect_completes_in_time_or_times_out_leaking_no_fd() {
+    if !in_child("wait_for_a_connect_completes_in_time_or_times_out_leaking_no_fd") {
+        return;
+    }
+    corio::run(async {
+        // In time: a local listener, a generous limit.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = corio::wait_for(TcpStream::connect(addr), Duration::from_secs(10))
+            .await
+            .expect("a local connect timed out")
+            .unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+        drop(stream);
+
+        // A connect that cannot finish: a listener with backlog 0 that never accepts, its
+        // queue filled by a few non-blocking connects; Linux then drops further SYNs, so
+        // the connect stays in SYN_SENT (no network needed).
+        let full = TcpListener::bind_with("127.0.0.1:0".parse().unwrap(), 0, false).unwrap();
+        let full_addr = full.local_addr().unwrap();
+        let fillers: Vec<Socket> = (0..8)
+            .map(|_| {
+                let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+                s.set_nonblocking(true).unwrap();
+                let _ = s.connect(&SockAddr::from(full_addr)); // EINPROGRESS
+                s
+            })
+            .collect();
+        corio::sleep(Duration::from_millis(50)).await; // the queue fills
+        let before = fd_count();
+        for timeout in [
+            Duration::ZERO,
+            Duration::from_millis(1),
+            Duration::from_millis(30),
+        ] {
+            for _ in 0..10 {
+                let r = corio::wait_for(TcpStream::connect(full_addr), timeout).await;
+                assert!(
+                    matches!(r, Err(corio::TimeoutError)),
+                    "timeout {timeout:?}: {r:?}"
+                );
+                assert_eq!(fd_count(), before, "timeout {timeout:?} leaked an fd");
+            }
+        }
+        drop(fillers);
+    });
+}
