@@ -469,13 +469,15 @@ fn udp_echo_echoes_datagrams_and_its_client_prints_echoes_and_carries_on_after_r
     let mut server = Running::start("udp_echo", &["127.0.0.1:0"], Stdio::null());
     let addr = server.listening();
 
-    // Any client: every datagram comes back whole, from the server's address.
+    // Any client: every datagram comes back whole, from the server's address; an empty one
+    // too (it is a datagram, not an end of stream).
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut buf = vec![0u8; 65536];
     for msg in [
         &b"x"[..],
+        &b""[..],
         &[7u8; 1000][..],
         &(0..=255).collect::<Vec<u8>>()[..],
     ] {
