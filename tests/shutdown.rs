@@ -1,7 +1,7 @@
 //! Graceful shutdown of `examples/echo_server.rs` (book 3.6): SIGINT or SIGTERM mid-load
 //! stops accepting, lets in-flight echoes complete, cancels stragglers after the grace
 //! period and exits 0 with a summary; in each serving mode (`--mode protocol|streams|sockets`)
-//! and with `--threads N` (one loop per thread).
+//! and with `--threads N` (one loop per thread). Also its `kill -USR1` loop dump.
 //!
 //! Runs the example binary (`cargo test` builds it into `target/<profile>/examples/`).
 
@@ -35,10 +35,15 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
+        Server::start_with_stderr(args, Stdio::inherit())
+    }
+
+    fn start_with_stderr(args: &[&str], stderr: Stdio) -> Server {
         let mut child = Command::new(echo_server_path())
             .arg("127.0.0.1:0")
             .args(args)
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -251,4 +256,82 @@ fn a_second_signal_cuts_the_grace_period_short() {
         "echo_server: served 1 connections, 1 cancelled at shutdown"
     );
     assert!(took < Duration::from_secs(3));
+}
+
+/// `kill -USR1` makes the echo server print its loop dump (`dump_on_sigusr1` in
+/// `examples/echo_server.rs`) to stderr, from an ordinary loop callback, and it goes on
+/// serving. With one client connected in streams mode the dump shows the loop running, the
+/// listener and the connection as sockets waiting to read, and two tasks: `main` and the
+/// connection's handler, both waiting.
+#[test]
+fn sigusr1_prints_the_loop_dump_and_the_server_keeps_serving() {
+    use std::sync::mpsc;
+    let mut server = Server::start_with_stderr(&["--mode", "streams"], Stdio::piped());
+    let stderr = server.child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut echo = |msg: &[u8]| {
+        s.write_all(msg).unwrap();
+        let mut buf = vec![0u8; msg.len()];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, msg);
+    };
+    echo(b"before"); // accepted and served: its handler task exists
+
+    server.signal("-USR1");
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("no (more) dump on stderr after SIGUSR1")
+    };
+    let mut dump = vec![next()];
+    while !dump.last().unwrap().starts_with("  tasks:") {
+        dump.push(next());
+    }
+    // "  tasks: 2 (0 running, 0 scheduled, 2 waiting)": the dump runs in a callback, and
+    // the handler is back in its read once it has echoed (all in one step).
+    let counts = dump.last().unwrap()["  tasks: ".len()..].to_string();
+    let tasks: usize = counts.split(' ').next().unwrap().parse().unwrap();
+    for _ in 0..tasks {
+        dump.push(next());
+    }
+    let text = dump.join("\n");
+    assert!(
+        dump[0].starts_with("event loop: running, ") && dump[0].ends_with("debug off"),
+        "{text}"
+    );
+    assert!(dump[1].starts_with("  ready queue: "), "{text}");
+    assert!(dump[2].starts_with("  timers: "), "{text}");
+    assert!(dump[3].starts_with("  fds: "), "{text}");
+    let sockets = dump
+        .iter()
+        .filter(|l| l.starts_with("    fd ") && l.ends_with(": socket, waiting to read"))
+        .count();
+    assert_eq!(sockets, 2, "the listener and the connection:\n{text}");
+    assert_eq!(
+        counts, "2 (0 running, 0 scheduled, 2 waiting)",
+        "main and the connection's handler:\n{text}"
+    );
+    assert!(
+        dump.contains(&"    #1 main [waiting]".to_string()),
+        "{text}"
+    );
+
+    echo(b"after"); // the dump did not disturb the server
+    drop(s);
+    server.signal("-INT");
+    let (code, summary, _) = server.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        summary,
+        "echo_server: served 1 connections, 0 cancelled at shutdown"
+    );
 }
