@@ -339,12 +339,35 @@ fn hello_clock_prints_the_requested_ticks_at_the_requested_speed() {
         "never early: 3 s / 100"
     );
 
-    // 170 sped-up seconds (283 ms): minute 1 is due at 100 ms and minute 2 at 200 ms, far
-    // enough from the end that only an enormous stall could hide them.
+    // 170 sped-up seconds (283 ms): minutes 1 and 2 are due at 100 ms and 200 ms. Each
+    // minute comes in its place among the ticks, since the loop fires timers in deadline
+    // order: after tick 60k - 1, before tick 60k + 1, and its stamp is never early. Minute 3
+    // (due at 300 ms, after the last tick) may print if the machine stalled the end of
+    // the run by 17 ms: then it too must come after the last tick, on time.
     let out = ok("hello_clock", &["--speed", "600", "--ticks", "170"]);
     assert_eq!(out.stdout.matches("tick").count(), 170);
-    assert!(out.stdout.contains("minute 1"), "{}", out.stdout);
-    assert!(!out.stdout.contains("minute 3"), "{}", out.stdout);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let at = |what: &str| lines.iter().position(|l| l.ends_with(&format!(" {what}")));
+    let seconds = |line: &str| -> u64 {
+        let hms = &line[1..9];
+        hms.split(':')
+            .fold(0, |acc, part| acc * 60 + part.parse::<u64>().unwrap())
+    };
+    for k in [1, 2] {
+        let m = at(&format!("minute {k}")).unwrap_or_else(|| panic!("no minute {k}"));
+        let before = at(&format!("tick {}", 60 * k - 1)).unwrap();
+        let after = at(&format!("tick {}", 60 * k + 1)).unwrap();
+        assert!(
+            before < m && m < after,
+            "minute {k} out of place:\n{}",
+            out.stdout
+        );
+        assert!(seconds(lines[m]) >= 60 * k, "early: {}", lines[m]);
+    }
+    if let Some(m) = at("minute 3") {
+        assert!(m > at("tick 170").unwrap(), "{}", out.stdout);
+        assert!(seconds(lines[m]) >= 180, "early: {}", lines[m]);
+    }
 }
 
 #[test]
