@@ -512,21 +512,27 @@ unsafe impl<T> Send for Smuggled<T> {}
 #[test]
 fn in_debug_mode_a_loop_method_called_from_another_thread_panics_naming_it() {
     quiet_panics();
+    use std::os::fd::AsRawFd;
     let ev = EventLoop::builder().debug(true).build().unwrap();
-    type Call = fn(&EventLoop);
-    let calls: [(&str, Call); 4] = [
-        ("call_soon", |ev| drop(ev.call_soon(|| ()))),
-        ("call_later", |ev| {
+    // A pipe for the fd watchers: the read end is never readable, the write end is writable.
+    let (r, w) = std::io::pipe().unwrap();
+    let fds = (r.as_raw_fd(), w.as_raw_fd());
+    type Call = fn(&EventLoop, (i32, i32));
+    let calls: [(&str, Call); 6] = [
+        ("call_soon", |ev, _| drop(ev.call_soon(|| ()))),
+        ("call_later", |ev, _| {
             drop(ev.call_later(Duration::from_secs(1), || ()))
         }),
-        ("call_at", |ev| drop(ev.call_at(ev.time(), || ()))),
-        ("create_task", |ev| drop(ev.create_task(async {}))),
+        ("call_at", |ev, _| drop(ev.call_at(ev.time(), || ()))),
+        ("create_task", |ev, _| drop(ev.create_task(async {}))),
+        ("add_reader", |ev, (r, _)| drop(ev.add_reader(r, || ()))),
+        ("add_writer", |ev, (_, w)| drop(ev.add_writer(w, || ()))),
     ];
     for (name, call) in calls {
         let smuggled = Smuggled(std::mem::ManuallyDrop::new(ev.clone()));
         let result = std::thread::spawn(move || {
             let smuggled = smuggled;
-            call(&smuggled.0);
+            call(&smuggled.0, fds);
         })
         .join();
         let payload = result.expect_err("the call must panic");
@@ -534,13 +540,30 @@ fn in_debug_mode_a_loop_method_called_from_another_thread_panics_naming_it() {
             .downcast_ref::<String>()
             .cloned()
             .unwrap_or_default();
-        assert!(msg.starts_with(&format!("{name}: ")), "{msg}");
+        // add_reader and add_writer share one check, named "add_reader/add_writer".
+        let named = msg
+            .split(": ")
+            .next()
+            .unwrap()
+            .split('/')
+            .any(|n| n == name);
+        assert!(named, "{name}: {msg}");
         assert!(msg.contains("call_soon_threadsafe"), "{msg}");
         assert!(msg.contains("thread other than the loop's"), "{msg}");
     }
-    // On its own thread the loop is fine.
+    // On its own thread the loop is fine, and the panics registered no watcher.
+    assert!(!ev.remove_reader(fds.0) && !ev.remove_writer(fds.1));
     ev.call_soon(|| ());
-    ev.run_until_complete(corio::yield_now());
+    let fired = Rc::new(std::cell::Cell::new(false));
+    let f2 = fired.clone();
+    ev.add_writer(fds.1, move || f2.set(true)).unwrap();
+    ev.run_until_complete(corio::sleep(Duration::from_millis(1)));
+    assert!(
+        fired.get(),
+        "the pipe is writable: add_writer works on the loop's thread"
+    );
+    assert!(ev.remove_writer(fds.1));
+    drop((r, w));
 }
 
 // ---- introspection ------------------------------------------------------------------------
