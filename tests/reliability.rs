@@ -1052,14 +1052,64 @@ fn b15_sleeps_with_equal_deadlines_wake_in_scheduling_order() {
     });
 }
 
+/// What in this line of code (comments already cut off) reads the wall clock, if anything:
+/// std's `SystemTime`/`UNIX_EPOCH`, libc's `gettimeofday`, `time()`, `ftime`, any use of
+/// `CLOCK_REALTIME*`/`CLOCK_TAI` (`clock_gettime`, `timerfd_create`, ...), a `clock_gettime`
+/// whose clock is not named as monotonic on the same line, or chrono's `Utc::now`/
+/// `Local::now`.
+fn wall_clock_use(code: &str) -> Option<&'static str> {
+    const MARKERS: [&str; 9] = [
+        "SystemTime",
+        "UNIX_EPOCH",
+        "gettimeofday",
+        "CLOCK_REALTIME",
+        "CLOCK_TAI",
+        "libc::time(",
+        "ftime(",
+        "Utc::now",
+        "Local::now",
+    ];
+    if let Some(m) = MARKERS.iter().find(|m| code.contains(*m)) {
+        return Some(m);
+    }
+    if code.contains("clock_gettime")
+        && !code.contains("CLOCK_MONOTONIC")
+        && !code.contains("CLOCK_BOOTTIME")
+    {
+        return Some("clock_gettime with a clock not named monotonic");
+    }
+    None
+}
+
 #[test]
 fn b16_loop_timing_never_reads_the_wall_clock() {
     let _wd = watchdog(
         "b16_loop_timing_never_reads_the_wall_clock",
         Duration::from_secs(60),
     );
-    // Timers must use the monotonic clock only: no SystemTime in the loop, timer, task,
-    // timeout, selector or socket code (a wall-clock step would stall or fire timers).
+    // Timers must use the monotonic clock only: no wall clock anywhere in src/ (the loop,
+    // timer, task, timeout, selector or socket code; a wall-clock step would stall or fire
+    // timers). The lint first proves it can see each way of reading the wall clock.
+    for bad in [
+        "let t = std::time::SystemTime::now();",
+        "let d = now.duration_since(UNIX_EPOCH)?;",
+        "unsafe { libc::gettimeofday(&mut tv, std::ptr::null_mut()) };",
+        "unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };",
+        "unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };",
+        "unsafe { libc::clock_gettime(clock_id, &mut ts) };",
+        "let fd = unsafe { libc::timerfd_create(libc::CLOCK_REALTIME, 0) };",
+        "let secs = unsafe { libc::time(std::ptr::null_mut()) };",
+        "let now = chrono::Utc::now();",
+    ] {
+        assert!(wall_clock_use(bad).is_some(), "the lint misses {bad:?}");
+    }
+    for good in [
+        "let now = Instant::now();",
+        "unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };",
+        "let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, 0) };",
+    ] {
+        assert_eq!(wall_clock_use(good), None, "the lint flags {good:?}");
+    }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut offenders = Vec::new();
     let mut stack = vec![root];
@@ -1072,8 +1122,13 @@ fn b16_loop_timing_never_reads_the_wall_clock() {
                 let text = std::fs::read_to_string(&p).unwrap();
                 for (n, line) in text.lines().enumerate() {
                     let code = line.split("//").next().unwrap();
-                    if code.contains("SystemTime") || code.contains("gettimeofday") {
-                        offenders.push(format!("{}:{}: {}", p.display(), n + 1, line.trim()));
+                    if let Some(what) = wall_clock_use(code) {
+                        offenders.push(format!(
+                            "{}:{}: {what}: {}",
+                            p.display(),
+                            n + 1,
+                            line.trim()
+                        ));
                     }
                 }
             }
