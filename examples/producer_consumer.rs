@@ -7,6 +7,7 @@
 //! When the producers are done, `join` waits until every item put has been marked done with
 //! `task_done`; then `shutdown` tells the consumers, blocked in `get`, that no more will come.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -27,12 +28,13 @@ async fn producer(id: usize, q: Rc<Queue<(usize, u32)>>, started: Instant) {
     }
 }
 
-async fn consumer(id: usize, q: Rc<Queue<(usize, u32)>>, started: Instant) -> u32 {
-    let mut handled = 0;
+/// Returns the items it handled, to check that none was lost or handled twice.
+async fn consumer(id: usize, q: Rc<Queue<(usize, u32)>>, started: Instant) -> Vec<(usize, u32)> {
+    let mut handled = Vec::new();
     // `get` fails once the queue is shut down and empty: the signal to stop.
     while let Ok((from, n)) = q.get().await {
         corio::sleep(Duration::from_millis(25)).await; // ...handling it is slow
-        handled += 1;
+        handled.push((from, n));
         println!(
             "{:>5} ms      consumer {id} handled item {n} of producer {from}",
             started.elapsed().as_millis()
@@ -67,13 +69,18 @@ fn main() {
         );
         q.shutdown(false);
 
+        let mut seen = BTreeSet::new();
         let mut total = 0;
         for (id, c) in consumers.into_iter().enumerate() {
-            let n = c.await.unwrap();
-            println!("consumer {id} handled {n} items");
-            total += n;
+            let items = c.await.unwrap();
+            println!("consumer {id} handled {} items", items.len());
+            total += items.len();
+            for item in items {
+                assert!(seen.insert(item), "item {item:?} handled twice");
+            }
         }
-        assert_eq!(total, 24);
+        let all: BTreeSet<_> = (0..3).flat_map(|id| (0..8).map(move |n| (id, n))).collect();
+        assert_eq!(seen, all, "every item of every producer, each once");
         println!("total: {total} items, none lost, none twice");
     });
 }
