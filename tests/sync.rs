@@ -311,6 +311,30 @@ fn event_set_wakes_every_waiter() {
 }
 
 #[test]
+fn event_set_wakes_the_waiters_through_the_ready_queue() {
+    // As for the Lock: never inline. Each waiter runs in a later slot, in the order they
+    // waited, and before a callback queued after the set.
+    run(async {
+        let ev = Rc::new(Event::new());
+        let log = log();
+        let tasks: Vec<_> = ["a", "b", "c"]
+            .into_iter()
+            .map(|n| event_waiter(&ev, &log, n))
+            .collect();
+        turns(1).await;
+        ev.set();
+        assert!(log.borrow().is_empty(), "set ran a waiter inline");
+        let l = log.clone();
+        corio::get_running_loop().call_soon(move || push(&l, "callback"));
+        for t in tasks {
+            t.await.unwrap();
+        }
+        turns(1).await;
+        assert_eq!(*log.borrow(), ["a", "b", "c", "callback"]);
+    });
+}
+
+#[test]
 fn event_wait_returns_at_once_when_set() {
     run(async {
         let ev = Event::new();
@@ -427,6 +451,43 @@ fn condition_wait_releases_the_lock_while_waiting() {
         drop(guard);
         w.await.unwrap();
         assert!(!cond.locked());
+    });
+}
+
+#[test]
+fn condition_notify_wakes_the_waiters_through_the_ready_queue() {
+    // As for the Lock: neither notify nor the release after it runs a waiter inline; the
+    // notified waiters run in later slots, in FIFO order, before a callback queued after the
+    // release. A waiter not notified stays asleep.
+    run(async {
+        let cond = Rc::new(Condition::new());
+        let log = log();
+        let tasks: Vec<_> = ["a", "b", "c"]
+            .into_iter()
+            .map(|n| cond_waiter(&cond, &log, n))
+            .collect();
+        turns(1).await;
+        let guard = cond.acquire().await;
+        cond.notify(2);
+        assert!(log.borrow().is_empty(), "notify ran a waiter inline");
+        drop(guard);
+        assert!(log.borrow().is_empty(), "the release ran a waiter inline");
+        let l = log.clone();
+        corio::get_running_loop().call_soon(move || push(&l, "callback"));
+        let mut tasks = tasks.into_iter();
+        tasks.next().unwrap().await.unwrap();
+        tasks.next().unwrap().await.unwrap();
+        turns(1).await;
+        assert_eq!(*log.borrow(), ["a", "b", "callback"]);
+        let c = tasks.next().unwrap();
+        turns(3).await;
+        assert!(!c.done(), "c was not notified");
+        let guard = cond.acquire().await;
+        cond.notify_all();
+        drop(guard);
+        assert_eq!(log.borrow().len(), 3, "notify_all ran a waiter inline");
+        c.await.unwrap();
+        assert_eq!(*log.borrow(), ["a", "b", "callback", "c"]);
     });
 }
 
@@ -825,6 +886,39 @@ fn sem_user(sem: &Rc<Semaphore>, log: &Log, name: &'static str, hold: usize) -> 
         push(&log, name);
         turns(hold).await;
     })
+}
+
+#[test]
+fn semaphore_release_wakes_the_waiter_through_the_ready_queue() {
+    // As for the Lock: never inline; the first waiter runs in a later slot, before a callback
+    // queued after the release; the second is not woken by that release.
+    run(async {
+        let sem = Rc::new(Semaphore::new(0));
+        let log = log();
+        // Each keeps its permit (forgets it), so only `release` can wake the next.
+        let taker = |name: &'static str| {
+            let (sem, log) = (sem.clone(), log.clone());
+            spawn(async move {
+                sem.acquire().await.forget();
+                push(&log, name);
+            })
+        };
+        let a = taker("a");
+        let b = taker("b");
+        turns(1).await;
+        sem.release();
+        assert!(log.borrow().is_empty(), "release ran the waiter inline");
+        let l = log.clone();
+        corio::get_running_loop().call_soon(move || push(&l, "callback"));
+        a.await.unwrap();
+        turns(1).await;
+        assert_eq!(*log.borrow(), ["a", "callback"]);
+        assert!(!b.done());
+        sem.release();
+        assert_eq!(log.borrow().len(), 2, "release ran the waiter inline");
+        b.await.unwrap();
+        assert_eq!(*log.borrow(), ["a", "callback", "b"]);
+    });
 }
 
 #[test]
