@@ -1786,6 +1786,97 @@ fn b34_communicate_with_full_pipes_both_ways_does_not_deadlock() {
     });
 }
 
+#[test]
+fn b36_the_last_signal_reaches_a_loop_asleep_with_nothing_else_pending() {
+    // signals.rs's B36 test checks that a handler run starts after the last raise, but a
+    // signal of the burst still pending then could satisfy that. Here the last signal is
+    // the only one: 20 rounds of (a burst of 200 SIGUSR1 from another thread; the loop
+    // waits until its handler has been quiet for 5 turns, so nothing is pending; then one
+    // SIGUSR1 from another thread after a random 0-2 ms, while the loop sleeps in
+    // epoll_wait(-1) with no timer: it must run the handler exactly once). A lost last
+    // signal never wakes the loop: the watchdog aborts with the round. In a child process:
+    // signals are process-wide.
+    if !in_child(
+        "b36_the_last_signal_reaches_a_loop_asleep_with_nothing_else_pending",
+        &[],
+    ) {
+        return;
+    }
+    let wd = watchdog("b36", Duration::from_secs(20));
+    let ev = EventLoop::new().unwrap();
+    let runs = Rc::new(Cell::new(0u64));
+    let waiter: Rc<RefCell<Option<std::task::Waker>>> = Rc::new(RefCell::new(None));
+    {
+        let (runs, waiter) = (runs.clone(), waiter.clone());
+        ev.add_signal_handler(corio::signal::SIGUSR1, move || {
+            runs.set(runs.get() + 1);
+            if let Some(w) = waiter.borrow_mut().take() {
+                w.wake();
+            }
+        })
+        .unwrap();
+    }
+    let mut rng = Rng(36);
+    ev.run_until_complete(async {
+        for round in 0..20 {
+            wd.progress(format!("b36: round {round}, the burst"));
+            corio::to_thread(|| {
+                for i in 0..200 {
+                    signal_hook::low_level::raise(corio::signal::SIGUSR1).unwrap();
+                    if i % 50 == 0 {
+                        thread::yield_now();
+                    }
+                }
+            })
+            .await
+            .unwrap();
+            // Quiet: no handler run for 5 turns of 2 ms sleeps (each an epoll_wait that
+            // would report a pending signal's byte).
+            let (mut quiet, mut seen) = (0, runs.get());
+            while quiet < 5 {
+                corio::sleep(Duration::from_millis(2)).await;
+                if runs.get() == seen {
+                    quiet += 1;
+                } else {
+                    (quiet, seen) = (0, runs.get());
+                }
+            }
+            assert!(
+                seen >= 1,
+                "round {round}: no handler run for a burst of 200"
+            );
+            wd.progress(format!("b36: round {round}, the last signal (lost?)"));
+            let delay = Duration::from_micros(rng.below(2000));
+            let sender = thread::spawn(move || {
+                thread::sleep(delay);
+                signal_hook::low_level::raise(corio::signal::SIGUSR1).unwrap();
+            });
+            // No timer, no other I/O: only the signal can wake the loop.
+            std::future::poll_fn(|cx| {
+                if runs.get() > seen {
+                    return std::task::Poll::Ready(());
+                }
+                *waiter.borrow_mut() = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            })
+            .await;
+            corio::to_thread(move || sender.join().unwrap())
+                .await
+                .unwrap();
+            for _ in 0..5 {
+                corio::sleep(Duration::from_millis(2)).await;
+            }
+            assert_eq!(
+                runs.get(),
+                seen + 1,
+                "round {round}: one signal, with nothing pending, ran the handler {} times",
+                runs.get() - seen
+            );
+        }
+    });
+    assert!(ev.remove_signal_handler(corio::signal::SIGUSR1));
+}
+
 // ---- G. task and loop lifecycle ----------------------------------------------------------------
 
 /// Closes its own transport from inside data_received; records callbacks.
