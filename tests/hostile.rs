@@ -59,10 +59,22 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        // Bounded: a server that never prints its address is killed and the test fails.
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let r = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(r.map(|_| line));
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(line)) => line,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not print its address within 20 s: {other:?}");
+            }
+        };
         let addr = line
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("{name} printed {line:?}"))
