@@ -52,6 +52,9 @@ impl Server {
 
     /// `name` (an example that prints `listening on ADDR` first) on 127.0.0.1:0.
     fn start_example(name: &str, args: &[&str]) -> Server {
+        // The tests run side by side and some hold thousands of client sockets: raise this
+        // process's soft fd limit to its hard limit before any of them starts.
+        let _ = corio::raise_open_file_limit();
         let mut child = Command::new(example(name))
             .arg("127.0.0.1:0")
             .args(args)
