@@ -423,6 +423,31 @@ impl ServerInner {
     }
 }
 
+/// The listeners' readiness callback. It accepts only when no run of the server is queued
+/// already: a run the server scheduled for itself after spending its budget (B02) comes first
+/// in the ready queue (it was queued a turn earlier) and accepts for this turn. Were the
+/// readiness event to run the server too, each turn of a flood would add one more budget of
+/// accepts (measured: 40 to 104 per turn with a budget of 8).
+struct ListenerReady(Weak<ServerInner>);
+
+impl HandleDyn for ListenerReady {
+    fn run(&self) {
+        if let Some(s) = self.0.upgrade()
+            && !s.scheduled.get()
+        {
+            s.accept();
+        }
+    }
+    fn cancel(&self) {
+        if let Some(s) = self.0.upgrade() {
+            s.cancel();
+        }
+    }
+    fn cancelled(&self) -> bool {
+        self.0.upgrade().is_none_or(|s| s.cancelled())
+    }
+}
+
 impl HandleDyn for ServerInner {
     fn run(&self) {
         self.scheduled.set(false);
@@ -494,9 +519,9 @@ fn make_server(
         clients: ClientSet::default(),
         waiters: RefCell::new(Vec::new()),
     });
+    let ready: Rc<dyn HandleDyn> = Rc::new(ListenerReady(Rc::downgrade(&inner)));
     for l in &listeners {
-        l.reg
-            .set_callback(Direction::Read, Some(inner.clone() as Rc<dyn HandleDyn>));
+        l.reg.set_callback(Direction::Read, Some(ready.clone()));
         debug_assert!(!l.addr.to_string().is_empty());
     }
     *inner.listeners.borrow_mut() = listeners;
