@@ -859,13 +859,18 @@ impl EventLoop {
     ///
     /// The fd must stay open until `remove_reader` is called.
     pub fn add_reader(&self, fd: RawFd, callback: impl FnMut() + 'static) -> std::io::Result<()> {
-        self.set_callback(fd, Direction::Read, Some(RepeatHandle::boxed(callback)))
-            .map(drop)
+        self.set_callback(
+            "add_reader",
+            fd,
+            Direction::Read,
+            Some(RepeatHandle::boxed(callback)),
+        )
+        .map(drop)
     }
 
     /// Stops watching `fd` for reading; returns whether a reader was registered.
     pub fn remove_reader(&self, fd: RawFd) -> bool {
-        self.set_callback(fd, Direction::Read, None)
+        self.set_callback("remove_reader", fd, Direction::Read, None)
             .ok()
             .flatten()
             .is_some()
@@ -873,25 +878,33 @@ impl EventLoop {
 
     /// Calls `callback` whenever `fd` is writable, until [`remove_writer`](EventLoop::remove_writer).
     pub fn add_writer(&self, fd: RawFd, callback: impl FnMut() + 'static) -> std::io::Result<()> {
-        self.set_callback(fd, Direction::Write, Some(RepeatHandle::boxed(callback)))
-            .map(drop)
+        self.set_callback(
+            "add_writer",
+            fd,
+            Direction::Write,
+            Some(RepeatHandle::boxed(callback)),
+        )
+        .map(drop)
     }
 
     /// Stops watching `fd` for writing; returns whether a writer was registered.
     pub fn remove_writer(&self, fd: RawFd) -> bool {
-        self.set_callback(fd, Direction::Write, None)
+        self.set_callback("remove_writer", fd, Direction::Write, None)
             .ok()
             .flatten()
             .is_some()
     }
 
+    /// `add_reader`, `add_writer`, `remove_reader`, `remove_writer`: `method` names the one
+    /// called, for the closed-loop and wrong-thread panics.
     fn set_callback(
         &self,
+        method: &str,
         fd: RawFd,
         dir: Direction,
         cb: Option<Rc<dyn HandleDyn>>,
     ) -> std::io::Result<Option<Rc<dyn HandleDyn>>> {
-        self.check_open("add_reader/add_writer");
+        self.check_open(method);
         let old =
             self.core
                 .io
