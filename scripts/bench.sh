@@ -25,6 +25,15 @@ if ! command -v strace >/dev/null 2>&1; then
         say "strace missing and not root: the syscall pass will be skipped"
     fi
 fi
+if ! command -v valgrind >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing valgrind (the callgrind pass of full mode)"
+        (apt-get install -y -qq valgrind >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq valgrind >/dev/null 2>&1; }) \
+            || say "could not install valgrind: the callgrind pass will be skipped"
+    else
+        say "valgrind missing and not root: the callgrind pass will be skipped"
+    fi
+fi
 for t in taskset getconf python3 cargo; do
     command -v "$t" >/dev/null 2>&1 || { say "required tool missing: $t"; exit 1; }
 done

@@ -13,6 +13,7 @@ Usage: runner.py [--quick] [--rounds N] [--out FILE] [--servers a,b] [--scenario
 """
 import argparse
 import json
+import re
 import os
 import platform
 import resource
@@ -43,7 +44,7 @@ MODES = {
     },
     "full": {
         "rounds": 3,
-        "echo1k": {"conns": 100, "size": 1024, "warmup": 1.0, "duration": 4.0, "rounds": 4},
+        "echo1k": {"conns": 100, "size": 1024, "warmup": 1.0, "duration": 4.0, "rounds": 6},
         "echo64k": {"conns": 50, "size": 65536, "warmup": 0.5, "duration": 2.0},
         "conns10k": {"conns": 10000, "size": 1024, "warmup": 0.5, "duration": 1.5, "rounds": 2},
         "strace_duration": 2.0,
@@ -52,7 +53,7 @@ MODES = {
     },
 }
 SCENARIOS = ["echo1k", "echo64k", "conns10k"]
-MICRO_BENCHES = ["spawn", "timers", "idle", "xthread", "call_soon", "lock", "queue"]
+MICRO_BENCHES = ["spawn", "timers", "idle", "xthread", "call_soon", "lock", "queue", "lock_free", "queue_free"]
 
 
 def log(*a):
@@ -353,6 +354,15 @@ def summarize(runs, servers):
             vals = [r[m] for r in good if r.get(m) is not None]
             if vals:
                 summ[m] = statistics.median(vals)
+        # User time comes in 10 ms ticks: a 4 s echo window holds only a few dozen of them
+        # (about 6 % of a busy server's time), so one window's figure is off by up to ±20 %
+        # and a median of a few keeps that error. Pool the rounds instead: all the user
+        # ticks over all the round trips. (Total CPU, hundreds of ticks a window, keeps the
+        # median, which is robust to a round disturbed by the rest of the machine.)
+        pooled = [r for r in good if r.get("user_us_per_rt") is not None and r.get("rts")]
+        if pooled:
+            summ["user_us_per_rt"] = (sum(r["user_us_per_rt"] * r["rts"] for r in pooled)
+                                      / sum(r["rts"] for r in pooled))
         if any("conns_ok" in r for r in mine):
             summ["all_served"] = bool(mine) and all(
                 "error" not in r and r.get("errors") == 0 and r.get("conns_ok") == r.get("conns_expected")
@@ -365,6 +375,30 @@ def summarize(runs, servers):
 
 
 # ---------------------------------------------------------------- micro
+
+CALLGRIND_SERVERS = {"protocol": "corio-protocol", "streams": "corio", "tokio": "tokio"}
+
+
+def callgrind_pass():
+    """User-space instructions per echo round trip (1 KiB × 100), by scripts/callgrind_echo.sh:
+    the same binary and load give the same count however busy the machine is."""
+    env = dict(os.environ, SECS="3")
+    try:
+        p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "callgrind_echo.sh"), *CALLGRIND_SERVERS],
+                           capture_output=True, text=True, timeout=300, env=env)
+    except subprocess.TimeoutExpired:
+        log("callgrind pass timed out")
+        return {"error": "timed out after 300 s"}
+    out = {}
+    for line in p.stdout.splitlines():
+        m = re.match(r"(\w+)\s+(\d+) instructions per round trip \((\d+) round trips\)", line)
+        if m:
+            out[CALLGRIND_SERVERS[m.group(1)]] = {"instructions_per_rt": int(m.group(2)), "rts": int(m.group(3))}
+    if not out:
+        out["error"] = f"exit {p.returncode}: " + (p.stderr.strip() or p.stdout.strip())[-300:]
+    log(f"callgrind {out}")
+    return out
+
 
 def micro_runs(sizes, rounds, have_micro):
     runs = []
@@ -409,6 +443,8 @@ def micro_summary(runs):
                 s["per_s"] = statistics.median(r["per_s"] for r in good)
             if "note" in good[0]:
                 s["note"] = good[0]["note"]
+            if "allocs" in good[0]:
+                s["allocs_max"] = max(r["allocs"] for r in good)
         else:
             s["error"] = rs[0].get("error", "no result")
         summ[key] = s
@@ -464,7 +500,7 @@ def main():
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"))
     ap.add_argument("--servers", help="comma-separated server ids (default: all available)")
-    ap.add_argument("--scenarios", help="comma-separated: " + ",".join(SCENARIOS + ["strace", "micro"]))
+    ap.add_argument("--scenarios", help="comma-separated: " + ",".join(SCENARIOS + ["strace", "micro", "callgrind"]))
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--no-micro", action="store_true")
     ap.add_argument("--command", default=" ".join(sys.argv))
@@ -472,11 +508,16 @@ def main():
     mode = "quick" if a.quick else "full"
     P = MODES[mode]
     rounds = a.rounds or P["rounds"]
-    wanted = set((a.scenarios or ",".join(SCENARIOS + ["strace", "micro"])).split(","))
+    # callgrind (instructions per round trip, stable where CPU time is not): full mode only.
+    extra = ["strace", "micro"] + ([] if a.quick else ["callgrind"])
+    wanted = set((a.scenarios or ",".join(SCENARIOS + extra)).split(","))
     if a.no_strace:
         wanted.discard("strace")
     if a.no_micro:
         wanted.discard("micro")
+    if "callgrind" in wanted and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        log("valgrind not found: callgrind pass skipped")
+        wanted.discard("callgrind")
     if "strace" in wanted and not shutil.which("strace"):
         log("strace not found: syscall pass skipped")
         wanted.discard("strace")
@@ -523,6 +564,8 @@ def main():
                                             if "syscalls_per_rt" in r else "ERROR " + r.get("error", "?")))
         result["echo"]["strace"] = {"config": dict(cfg, duration=P["strace_duration"]), "runs": runs,
                                     "summary": summarize(runs, servers)}
+    if "callgrind" in wanted:
+        result["echo"]["callgrind"] = callgrind_pass()
     if "micro" in wanted:
         mruns = micro_runs(P["micro_sizes"], P["micro_rounds"], os.path.exists(os.path.join(REL, "micro")))
         result["micro"] = {"sizes": P["micro_sizes"], "rounds": P["micro_rounds"], "runs": mruns,

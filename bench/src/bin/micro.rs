@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! micro --runtime tokio|corio --bench BENCH --n N
-//! BENCH: spawn | timers | idle | xthread | call_soon | lock | queue
+//! BENCH: spawn | timers | idle | xthread | call_soon | lock | queue | lock_free | queue_free
 //! ```
 //!
 //! - spawn: spawn N trivial tasks, then await each handle; µs per task.
@@ -21,12 +21,65 @@
 //!   acquisitions in all (tokio::sync::Mutex; corio::sync::Lock behind feature `corio-sync`).
 //! - queue: producer → consumer through a queue of capacity 1, N items (tokio mpsc::channel(1);
 //!   corio::queues::Queue behind feature `corio-sync`).
+//! - lock_free / queue_free: the uncontended case, one task: N acquire + release of a lock
+//!   nobody else wants; N put + get on a queue of capacity 1 that is never full when put to
+//!   nor empty when got from. ns per operation pair, and heap allocations per pair, counted
+//!   by this binary's global allocator (issue 4: these must not allocate).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting allocations (`lock_free`, `queue_free`).
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+// `System`'s guarantees are this allocator's; the counter is a relaxed atomic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as in `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `ptr` came from this allocator, hence from `System`, with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, hence from `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Times `n` operation pairs run by `body` and counts the allocations they made.
+async fn per_op<F: Future<Output = ()>>(n: u64, body: F) -> Out {
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    body.await;
+    let dt = t0.elapsed();
+    let allocs = ALLOCS.load(Ordering::Relaxed) - a0;
+    let mut o = out(dt.as_secs_f64() * 1e9 / n as f64, "ns/op");
+    o.extra = format!(
+        ",\"allocs\":{allocs},\"allocs_per_op\":{:.6}",
+        allocs as f64 / n as f64
+    );
+    o
+}
 
 thread_local! {
     static COUNT: Cell<u64> = const { Cell::new(0) };
@@ -282,6 +335,27 @@ mod tokio_side {
                     std::hint::black_box(sum);
                     out(t0.elapsed().as_secs_f64() * 1e9 / n as f64, "ns/item")
                 }
+                "lock_free" => {
+                    let lock = tokio::sync::Mutex::new(0u64);
+                    let o = per_op(n, async {
+                        for _ in 0..n {
+                            *lock.lock().await += 1;
+                        }
+                    })
+                    .await;
+                    assert_eq!(*lock.lock().await, n);
+                    o
+                }
+                "queue_free" => {
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1);
+                    per_op(n, async {
+                        for i in 0..n {
+                            tx.send(i).await.expect("send");
+                            assert_eq!(rx.recv().await, Some(i));
+                        }
+                    })
+                    .await
+                }
                 _ => return None,
             })
         })
@@ -403,8 +477,6 @@ mod corio_side {
                 }
                 #[cfg(feature = "corio-sync")]
                 "lock" => {
-                    // Written against the lead's working tree (not compiled here yet):
-                    // corio::sync::Lock::new(), `acquire().await` returns the guard.
                     let lock = std::rc::Rc::new(corio::sync::Lock::new());
                     let count = std::rc::Rc::new(Cell::new(0u64));
                     let t0 = Instant::now();
@@ -429,8 +501,6 @@ mod corio_side {
                 }
                 #[cfg(feature = "corio-sync")]
                 "queue" => {
-                    // Working-tree API: corio::queues::Queue::new(maxsize); put(v).await and
-                    // get().await return Result (Err once the queue is shut down).
                     let q = std::rc::Rc::new(corio::queues::Queue::new(1));
                     let q2 = q.clone();
                     let t0 = Instant::now();
@@ -446,6 +516,32 @@ mod corio_side {
                     ok(prod.await);
                     std::hint::black_box(sum);
                     out(t0.elapsed().as_secs_f64() * 1e9 / n as f64, "ns/item")
+                }
+                #[cfg(feature = "corio-sync")]
+                "lock_free" => {
+                    let lock = corio::sync::Lock::new();
+                    let count = Cell::new(0u64);
+                    let o = per_op(n, async {
+                        for _ in 0..n {
+                            let g = lock.acquire().await;
+                            count.set(count.get() + 1);
+                            drop(g);
+                        }
+                    })
+                    .await;
+                    assert_eq!(count.get(), n);
+                    o
+                }
+                #[cfg(feature = "corio-sync")]
+                "queue_free" => {
+                    let q = corio::queues::Queue::new(1);
+                    per_op(n, async {
+                        for i in 0..n {
+                            ok(q.put(i).await);
+                            assert_eq!(ok(q.get().await), i);
+                        }
+                    })
+                    .await
                 }
                 _ => return None,
             })
@@ -493,8 +589,11 @@ fn main() {
         None => {
             let why = if runtime == "corio" && !cfg!(feature = "corio") {
                 "corio not built (bench built without the corio feature)"
-            } else if runtime == "corio" && (bench == "lock" || bench == "queue") {
-                "not yet built: corio::sync::Lock / corio::queues::Queue (build bench with feature corio-sync once they exist)"
+            } else if runtime == "corio"
+                && !cfg!(feature = "corio-sync")
+                && bench.starts_with(['l', 'q'])
+            {
+                "corio::sync benchmarks not built (bench built without the corio-sync feature)"
             } else {
                 "unknown runtime or bench"
             };
