@@ -1,12 +1,13 @@
-//! The flagship: a TCP echo server on corio, one task per connection.
+//! The flagship: a TCP echo server on corio, in three interchangeable shapes (`--mode`:
+//! callback protocols by default, or one task per connection on streams or raw sockets).
 //!
 //! Run: `cargo run --release --example echo_server -- [ADDR]` (default `127.0.0.1:8888`),
 //! then in another terminal: `nc 127.0.0.1 8888` and type lines.
 //!
 //! It prints `listening on ADDR` once bound (port 0 picks a free port and prints it), raises
-//! its open-file soft limit to the hard limit, and serves each client in its own task,
+//! its open-file soft limit to the hard limit, and serves every client concurrently,
 //! echoing every byte in order until the client closes its side. A reset or half-closed
-//! client ends only its own task. When the process is out of file descriptors, accepting
+//! client ends only its own connection. When the process is out of file descriptors, accepting
 //! pauses for 100 ms instead of spinning (the connection waits in the backlog).
 //!
 //! Graceful shutdown (book 3.6): on SIGINT (Ctrl-C) or SIGTERM it stops accepting (the
