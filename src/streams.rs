@@ -1087,8 +1087,42 @@ pub async fn open_connection_with_limit(
 pub async fn open_unix_connection(
     path: impl AsRef<Path>,
 ) -> io::Result<(StreamReader, StreamWriter)> {
+    open_unix_connection_with_limit(path, DEFAULT_LIMIT).await
+}
+
+/// [`open_unix_connection`] with a reader limit (asyncio's `limit=`).
+///
+/// ```
+/// use corio::server::ServerOptions;
+/// use corio::streams::{open_unix_connection_with_limit, start_unix_server_with};
+///
+/// corio::run(async {
+///     let path = std::env::temp_dir().join(format!("corio-doc-{}.sock", std::process::id()));
+///     let opts = ServerOptions { limit: 8, ..ServerOptions::default() };
+///     let server = start_unix_server_with(
+///         |mut r, w| async move {
+///             // The server's readers have an 8-byte limit: a longer line is an error.
+///             let err = r.readline().await.unwrap_err();
+///             w.write(format!("{err}\n").as_bytes());
+///         },
+///         &path,
+///         &opts,
+///     )
+///     .await
+///     .unwrap();
+///     let (mut r, w) = open_unix_connection_with_limit(&path, 1024).await.unwrap();
+///     w.write(b"far longer than eight bytes\n");
+///     let answer = r.readline().await.unwrap();
+///     assert!(String::from_utf8_lossy(&answer).contains("limit"), "{answer:?}");
+///     server.close();
+/// });
+/// ```
+pub async fn open_unix_connection_with_limit(
+    path: impl AsRef<Path>,
+    limit: usize,
+) -> io::Result<(StreamReader, StreamWriter)> {
     let pair = connect(Domain::UNIX, &SockAddr::unix(path)?).await?;
-    let (reader, shared, transport) = open_pair(pair, Kind::Socket, DEFAULT_LIMIT).await;
+    let (reader, shared, transport) = open_pair(pair, Kind::Socket, limit).await;
     Ok((reader, StreamWriter { shared, transport }))
 }
 
@@ -1160,11 +1194,24 @@ where
     F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
     Fut: std::future::Future + 'static,
 {
-    let opts = ServerOptions::default();
+    start_unix_server_with(client_connected_cb, path, &ServerOptions::default()).await
+}
+
+/// [`start_unix_server`] with options (backlog, reader limit, ...); see
+/// [`open_unix_connection_with_limit`] for an example.
+pub async fn start_unix_server_with<F, Fut>(
+    client_connected_cb: F,
+    path: impl AsRef<Path>,
+    opts: &ServerOptions,
+) -> io::Result<Server>
+where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: std::future::Future + 'static,
+{
     unix_server(
         path.as_ref(),
         client_factory(client_connected_cb, opts.limit),
-        &opts,
+        opts,
     )
 }
 
