@@ -218,6 +218,34 @@ impl<T: 'static> Future<T> {
         self.inner.created_at
     }
 
+    /// Lends the result to `f`: the value by reference, or why there is none. The way to
+    /// read a value that is not `Clone` ([`result`](Future::result) and `.await` clone, since
+    /// any number of callers may read one future); an `Rc<T>` result is the other.
+    ///
+    /// ```
+    /// struct Report(String); // not Clone
+    /// let ev = corio::EventLoop::new().unwrap();
+    /// let fut = ev.create_future::<Report>();
+    /// assert!(fut.with_result(|r| r.is_err())); // not set yet
+    /// fut.set_result(Report("all good".into())).unwrap();
+    /// assert_eq!(fut.with_result(|r| r.unwrap().0.len()), 8);
+    /// ```
+    pub fn with_result<R>(&self, f: impl FnOnce(Result<&T, FutureError>) -> R) -> R {
+        let state = self.inner.state.borrow();
+        let r = match &*state {
+            State::Pending => Err(FutureError::InvalidState(InvalidStateError(
+                "the result is not set yet",
+            ))),
+            State::Done(v) => Ok(v),
+            State::Failed(e) => {
+                self.inner.retrieved.set(true);
+                Err(FutureError::Exception(e.clone()))
+            }
+            State::Cancelled(c) => Err(FutureError::Cancelled(c.clone())),
+        };
+        f(r)
+    }
+
     /// The loop this future belongs to.
     pub fn get_loop(&self) -> crate::EventLoop {
         crate::EventLoop {
@@ -228,19 +256,10 @@ impl<T: 'static> Future<T> {
 }
 
 impl<T: Clone + 'static> Future<T> {
-    /// The result: a clone of the value, or why there is none (asyncio's `result()`).
+    /// The result: a clone of the value, or why there is none (asyncio's `result()`). For a
+    /// value that is not `Clone`, see [`with_result`](Future::with_result).
     pub fn result(&self) -> Result<T, FutureError> {
-        match &*self.inner.state.borrow() {
-            State::Pending => Err(FutureError::InvalidState(InvalidStateError(
-                "the result is not set yet",
-            ))),
-            State::Done(v) => Ok(v.clone()),
-            State::Failed(e) => {
-                self.inner.retrieved.set(true);
-                Err(FutureError::Exception(e.clone()))
-            }
-            State::Cancelled(c) => Err(FutureError::Cancelled(c.clone())),
-        }
+        self.with_result(|r| r.cloned())
     }
 }
 
