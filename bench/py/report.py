@@ -190,7 +190,7 @@ class Report:
         if la0:
             w(f"- Load average (1, 5, 15 min) at the start {' '.join(la0)}, at the end {' '.join(la1 or ['?'])}")
         w("- Echo servers pinned to CPU 0 (`taskset -c 0`), the load generator to CPU 1; servers alternate "
-          f"A B C A B C over the rounds ({rounds_text(meta.get('rounds'))}); each figure is the median over the rounds.")
+          f"A B C A B C over the rounds ({rounds_text(meta.get('rounds'))}); each figure is the median over the rounds, except CPU per round trip (the least disturbed round) and user CPU per round trip (pooled over the rounds): see 'How it is measured'.")
         w("")
         w("## Targets (issue 8)")
         w("")
@@ -400,8 +400,9 @@ class Report:
         w("- Load: `bench/src/bin/loadgen.rs` (tokio current_thread, one core): N connections, each sends "
           "S bytes and waits for the whole echo, verified byte for byte, before the next.")
         w("- Server CPU per round trip: delta of utime+stime in /proc/PID/stat over the window (ticks of "
-          "`getconf CLK_TCK`) / round trips, the median over the rounds; the kernel's softirq work for "
-          "loopback TCP is not in it. user µs/rt: utime only, pooled over the rounds (all user ticks / all "
+          "`getconf CLK_TCK`) / round trips, from the least disturbed round (whole windows run slow on "
+          "these shared machines, ~5.4 against ~7.8 µs/rt for every server, and interference only adds "
+          "time; other columns are medians); the kernel's softirq work for loopback TCP is not in it. user µs/rt: utime only, pooled over the rounds (all user ticks / all "
           "round trips): a 4 s window holds only a few dozen 10 ms user ticks, so a single window is off by "
           "up to ±20 % and a median keeps that error. Quick-mode windows are coarser still. Callgrind's "
           "instruction counts (full mode) are the stable cross-check.")
