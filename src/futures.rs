@@ -222,6 +222,9 @@ impl<T: 'static> Future<T> {
     /// read a value that is not `Clone` ([`result`](Future::result) and `.await` clone, since
     /// any number of callers may read one future); an `Rc<T>` result is the other.
     ///
+    /// The state stays borrowed while `f` runs: `f` must not set or cancel this same future
+    /// (that would panic), which a reader has no reason to do.
+    ///
     /// ```
     /// struct Report(String); // not Clone
     /// let ev = corio::EventLoop::new().unwrap();
