@@ -44,7 +44,7 @@ MODES = {
     },
     "full": {
         "rounds": 3,
-        "echo1k": {"conns": 100, "size": 1024, "warmup": 1.0, "duration": 4.0, "rounds": 6},
+        "echo1k": {"conns": 100, "size": 1024, "warmup": 1.0, "duration": 4.0, "rounds": 4},
         "echo64k": {"conns": 50, "size": 65536, "warmup": 0.5, "duration": 2.0},
         "conns10k": {"conns": 10000, "size": 1024, "warmup": 0.5, "duration": 1.5, "rounds": 2},
         "strace_duration": 2.0,
