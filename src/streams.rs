@@ -175,6 +175,17 @@ impl SavedError {
     }
 }
 
+thread_local! {
+    /// Receive buffers that connections gave back when their reads went direct, for the next
+    /// connection that needs one. A connection under backpressure (its task waiting in
+    /// `drain` while requests arrive) switches between the buffered and the direct path, and
+    /// without this list every switch went through the allocator.
+    static SPARE_BUFS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many spare receive buffers a thread keeps (16 KiB each: at most 4 MiB).
+const SPARE_BUFS_MAX: usize = 256;
+
 /// The receive buffer: bytes `[start..end]` of `data` (whose length is its capacity).
 #[derive(Default)]
 struct RecvBuf {
@@ -201,11 +212,21 @@ impl RecvBuf {
             }
         }
     }
-    /// Frees the storage of an empty buffer (a no-op when there is none).
+    /// Gives back the storage of an empty buffer: a standard-size one to this thread's spare
+    /// list (see [`SPARE_BUFS`]), a larger one to the allocator.
     fn release(&mut self) {
         debug_assert_eq!(self.len(), 0);
         if self.data.capacity() != 0 {
+            let data = std::mem::take(&mut self.data);
             *self = RecvBuf::default();
+            if data.len() == MIN_READ_ROOM {
+                SPARE_BUFS.with(|s| {
+                    let mut s = s.borrow_mut();
+                    if s.len() < SPARE_BUFS_MAX {
+                        s.push(data);
+                    }
+                });
+            }
         }
     }
     fn take(&mut self, n: usize) -> Vec<u8> {
@@ -222,6 +243,12 @@ impl RecvBuf {
     }
     /// Room to receive at least `want` bytes at the end.
     fn room(&mut self, want: usize) -> &mut [u8] {
+        if self.data.is_empty()
+            && want <= MIN_READ_ROOM
+            && let Some(spare) = SPARE_BUFS.with(|s| s.borrow_mut().pop())
+        {
+            self.data = spare;
+        }
         if self.data.len() - self.end < want {
             if self.start > 0 {
                 self.data.copy_within(self.start..self.end, 0);
@@ -1363,6 +1390,24 @@ mod tests {
             assert!(pending, "no more data: the direct read parks");
             assert_eq!(after, 0, "the idle connection still holds {had} bytes");
         });
+    }
+
+    /// A connection under backpressure switches between the buffered and the direct path;
+    /// each switch went through malloc and free (the streams soak's heap churned).
+    #[test]
+    fn a_released_buffer_is_reused_by_the_next_one_not_reallocated() {
+        let mut a = RecvBuf::default();
+        a.room(MIN_READ_ROOM);
+        let storage = a.data.as_ptr();
+        a.release();
+        assert_eq!(a.data.capacity(), 0);
+        let mut b = RecvBuf::default();
+        b.room(MIN_READ_ROOM);
+        assert_eq!(b.data.as_ptr(), storage, "the spare buffer was not reused");
+        // A grown buffer goes back to the allocator: the spare list holds 16 KiB ones only.
+        b.room(4 * MIN_READ_ROOM);
+        b.release();
+        assert!(SPARE_BUFS.with(|s| s.borrow().iter().all(|v| v.len() == MIN_READ_ROOM)));
     }
 
     /// The same benchmark: a second `get_buffer` while 1 KiB waited doubled 16 KiB to 32.
