@@ -527,8 +527,12 @@ fn in_debug_mode_a_loop_method_called_from_another_thread_panics_naming_it() {
         ("create_task", |ev, _| drop(ev.create_task(async {}))),
         ("add_reader", |ev, (r, _)| drop(ev.add_reader(r, || ()))),
         ("add_writer", |ev, (_, w)| drop(ev.add_writer(w, || ()))),
-        ("remove_reader", |ev, (r, _)| drop(ev.remove_reader(r))),
-        ("remove_writer", |ev, (_, w)| drop(ev.remove_writer(w))),
+        ("remove_reader", |ev, (r, _)| {
+            let _ = ev.remove_reader(r);
+        }),
+        ("remove_writer", |ev, (_, w)| {
+            let _ = ev.remove_writer(w);
+        }),
     ];
     for (name, call) in calls {
         let smuggled = Smuggled(std::mem::ManuallyDrop::new(ev.clone()));
