@@ -16,24 +16,20 @@ say() { printf '[bench.sh] %s\n' "$*" >&2; }
 t0=$(date +%s)
 
 # --- tools ------------------------------------------------------------------------------
-if ! command -v strace >/dev/null 2>&1; then
+# need TOOL WHAT: install the Debian package TOOL when missing (root + apt), or say that WHAT
+# will be skipped.
+need() {
+    command -v "$1" >/dev/null 2>&1 && return
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing strace"
-        (apt-get install -y -qq strace >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq strace >/dev/null 2>&1; }) \
-            || say "could not install strace: the syscall pass will be skipped"
+        say "installing $1 ($2)"
+        (apt-get install -y -qq "$1" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$1" >/dev/null 2>&1; }) \
+            || say "could not install $1: $2 will be skipped"
     else
-        say "strace missing and not root: the syscall pass will be skipped"
+        say "$1 missing and not root: $2 will be skipped"
     fi
-fi
-if ! command -v valgrind >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing valgrind (the callgrind pass of full mode)"
-        (apt-get install -y -qq valgrind >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq valgrind >/dev/null 2>&1; }) \
-            || say "could not install valgrind: the callgrind pass will be skipped"
-    else
-        say "valgrind missing and not root: the callgrind pass will be skipped"
-    fi
-fi
+}
+need strace "the syscall pass"
+need valgrind "the callgrind pass of full mode"
 for t in taskset getconf python3 cargo; do
     command -v "$t" >/dev/null 2>&1 || { say "required tool missing: $t"; exit 1; }
 done
