@@ -2,25 +2,16 @@
 //! that stops reading, the idle timeout. Runs `target/<profile>/examples/chat_server`, which
 //! `cargo test` builds.
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::{example, python3_available};
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use corio::streams::{StreamReader, StreamWriter, open_connection};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --examples`",
-        path.display()
-    );
-    path
-}
 
 struct Server {
     child: Child,
@@ -195,27 +186,6 @@ async def main(host, port):
 host, port = sys.argv[1].rsplit(":", 1)
 asyncio.run(main(host, port))
 "#;
-
-/// Whether the `CI` environment variable says this is a CI run (`CI=true`).
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// Whether python3 runs here. When it does not: a failure under CI (which installs it), a
-/// printed skip note elsewhere.
-fn python3_available() -> bool {
-    let probe = Command::new("python3").arg("--version").output();
-    if probe.as_ref().is_ok_and(|out| out.status.success()) {
-        return true;
-    }
-    assert!(
-        !under_ci(),
-        "python3 does not run ({probe:?}) but CI is set: CI installs python3, so the asyncio \
-         interop test must run there, not skip"
-    );
-    eprintln!("note: python3 is not available; skipping the asyncio interop test");
-    false
-}
 
 #[test]
 fn a_python_asyncio_client_interoperates() {

@@ -5,6 +5,10 @@
 //! jumps to the next timer when the loop would wait, so "5 ms later" is exact and instant.
 //! Every run has a watchdog: a hang fails the test run instead of stalling it.
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::example;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -1607,14 +1611,7 @@ fn a_runner_runs_several_mains_on_one_loop() {
 /// if one is missing (`cargo test --test composition` alone), the test fails rather than
 /// passing without checking anything.
 fn run_example(name: &str) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples (or run `cargo build --examples`)",
-        path.display()
-    );
+    let path = example(name);
     let _dog = watchdog(Duration::from_secs(60));
     let out = std::process::Command::new(&path).output().unwrap();
     assert!(out.status.success(), "{name} failed: {out:?}");

@@ -4,6 +4,10 @@
 //! file; they are found next to this test binary's directory. Each run has a generous time
 //! limit, after which the example is killed and the test fails.
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::example;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,19 +19,6 @@ use std::time::{Duration, Instant};
 
 /// How long any example may take before it counts as hung.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// `target/<profile>/examples/<name>`, from `target/<profile>/deps/<this test binary>`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples (or run `cargo build --examples`)",
-        path.display()
-    );
-    path
-}
 
 /// What a finished example printed.
 struct Output {

@@ -3,6 +3,10 @@
 //!
 //! The tests take one lock: some of them count the process's executor threads.
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::example;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -410,13 +414,6 @@ fn call_soon_threadsafe_is_the_door_for_other_threads() {
     for t in threads {
         t.join().unwrap();
     }
-}
-
-/// `target/<profile>/examples/NAME`, from `target/<profile>/deps/<this test binary>`.
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    dir.join("examples").join(name)
 }
 
 #[test]

@@ -15,9 +15,12 @@
 //! when idle; 10 000 connections stay under it too: about 6 MiB measured). The kernel's
 //! socket buffers are not in RSS.
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::example;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,18 +29,6 @@ const ONE_CLIENT_BOUND: u64 = 8 << 20;
 const MANY_BOUND: u64 = 64 << 20;
 /// The per-connection state allowed for in [`MANY_BOUND`] (2 000 × 32 KiB, rounded up).
 const PER_CONNECTION: u64 = 32 << 10;
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --examples`",
-        path.display()
-    );
-    path
-}
 
 /// The echo server example, killed when dropped.
 struct Server {

@@ -5,8 +5,11 @@
 //! python3 is missing, except under CI (`CI` set), where python3 is installed and a missing
 //! one is a failure: a skipped acceptance test must not look like a passing one.
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::{example, python3_available};
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,16 +46,6 @@ async def main():
 
 asyncio.run(main())
 "#;
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -108,27 +101,6 @@ fn run_mode(mode: &str) {
         server.0.try_wait().unwrap().is_none(),
         "mode {mode}: the server died"
     );
-}
-
-/// Whether the `CI` environment variable says this is a CI run (`CI=true`).
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// Whether python3 runs here. When it does not: a failure under CI (which installs it), a
-/// printed skip note elsewhere.
-fn python3_available() -> bool {
-    let probe = Command::new("python3").arg("--version").output();
-    if probe.as_ref().is_ok_and(|out| out.status.success()) {
-        return true;
-    }
-    assert!(
-        !under_ci(),
-        "python3 does not run ({probe:?}) but CI is set: CI installs python3, so the Python \
-         interop test must run there, not skip"
-    );
-    eprintln!("note: python3 not installed: skipping the Python client test");
-    false
 }
 
 #[test]

@@ -3,23 +3,16 @@
 //! `strace` is not installed or ptrace is not permitted, except under CI (`CI` set), where
 //! strace is installed and either is a failure: a skipped test must not look like a pass.
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::{example, skip_or_fail_under_ci};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -27,22 +20,6 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Whether the `CI` environment variable says this is a CI run (`CI=true`).
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// The test cannot run here (`why`): a failure under CI, a printed skip note elsewhere.
-/// Returns only when skipping is allowed.
-fn skip_or_fail_under_ci(why: &str) {
-    assert!(
-        !under_ci(),
-        "{why}, but CI is set: CI installs strace and must be able to attach, so this test \
-         must run there, not skip"
-    );
-    eprintln!("note: {why}: skipping");
 }
 
 #[test]
