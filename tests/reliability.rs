@@ -11,6 +11,10 @@
 // getrusage/setrlimit/pthread_kill: see the SAFETY notes.
 #![allow(unsafe_code)]
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::{time_scale, watchdog};
+
 use std::cell::{Cell, RefCell};
 use std::io::{self, ErrorKind, Read, Write};
 use std::rc::Rc;
@@ -81,67 +85,6 @@ fn run_child(name: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, Str
         thread::sleep(Duration::from_millis(10));
     };
     (status, t_out.join().unwrap(), t_err.join().unwrap())
-}
-
-/// Factor for every time bound of the watchdogs (`CORIO_TEST_TIME_SCALE`, default 1):
-/// `scripts/memcheck.sh` sets it, as valgrind runs the tests some 20-50 times slower.
-fn time_scale() -> u32 {
-    std::env::var("CORIO_TEST_TIME_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&k| k >= 1)
-        .unwrap_or(1)
-}
-
-/// Makes a hang a failure. A `wait_for` inside the loop cannot end a hang in which the loop
-/// itself never wakes (a lost cross-thread wake-up leaves it in `epoll_wait(-1)`), so a
-/// thread outside it watches: if no [`progress`](Watchdog::progress) is reported for `limit`
-/// (× [`time_scale`]) before the guard is dropped, it prints what was running to stderr and
-/// aborts the whole test process (SIGABRT: `cargo test` fails, never hangs).
-struct Watchdog {
-    tx: Option<std::sync::mpsc::Sender<String>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-fn watchdog(what: &str, limit: Duration) -> Watchdog {
-    let limit = limit * time_scale();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let mut label = what.to_string();
-    let thread = thread::spawn(move || {
-        loop {
-            match rx.recv_timeout(limit) {
-                Ok(l) => label = l, // progress: a new `limit` from now
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    eprintln!(
-                        "WATCHDOG: {label}: no progress for {limit:?}, the test hangs; \
-                         aborting the test process"
-                    );
-                    std::process::abort();
-                }
-            }
-        }
-    });
-    Watchdog {
-        tx: Some(tx),
-        thread: Some(thread),
-    }
-}
-
-impl Watchdog {
-    /// Restarts the bound from now, with `label` as what is running.
-    fn progress(&self, label: String) {
-        let _ = self.tx.as_ref().unwrap().send(label);
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.tx.take()); // disconnects: the watcher returns
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Open file descriptors of this process.

@@ -7,50 +7,15 @@
 // getrusage (B09's CPU time): see the SAFETY note.
 #![allow(unsafe_code)]
 
+#[allow(dead_code)] // each test file uses some of the shared helpers
+mod support;
+use support::watchdog;
+
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
-use std::thread;
 use std::time::Duration;
-
-/// Makes a hang a failure: unless the guard is dropped within `limit` (× the
-/// `CORIO_TEST_TIME_SCALE` factor, for valgrind), prints `what` to stderr and aborts the test
-/// process. The same helper as `tests/reliability.rs`'s (test files share no module).
-struct Watchdog {
-    tx: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-fn watchdog(what: &str, limit: Duration) -> Watchdog {
-    let scale = std::env::var("CORIO_TEST_TIME_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&k: &u32| k >= 1)
-        .unwrap_or(1);
-    let limit = limit * scale;
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let what = what.to_string();
-    let thread = thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("WATCHDOG: {what}: still running after {limit:?}, the test hangs; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog {
-        tx: Some(tx),
-        thread: Some(thread),
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.tx.take()); // disconnects: the watcher returns
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// CPU time (user + system) used so far by this thread (`RUSAGE_THREAD`).
 fn thread_cpu() -> Duration {
